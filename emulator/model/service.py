@@ -108,7 +108,7 @@ class Service:
     created_at: float = 0.0
     created_by: str | None = None
     role_arn: str | None = None
-    enable_ecs_managed_tags: bool = False
+    enable_ecs_managed_tags: bool = field(default=False, metadata={"aws": "enableECSManagedTags"})
     propagate_tags: str = "NONE"
 
     @property

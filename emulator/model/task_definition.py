@@ -69,8 +69,7 @@ UNTYPED_CONTAINER_FIELDS = frozenset({
 # RegisterTaskDefinition fields stored but not acted on.
 UNTYPED_TASK_FIELDS = frozenset({
     "tags", "pidMode", "ipcMode", "proxyConfiguration", "inferenceAccelerators",
-    "ephemeralStorage", "runtimePlatform", "enableFaultInjection", "registeredBy",
-    "requiresAttributes",
+    "ephemeralStorage", "runtimePlatform", "enableFaultInjection",
 })
 
 

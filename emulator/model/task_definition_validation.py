@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ClientException
 from .placement_spec import validate_constraints
-from .shapes import from_api, shape_error_messages
+from .shapes import fail, from_camel_api
 from .task_definition import (
     SUPPORTED_NETWORK_MODES,
     ContainerDefinition,
@@ -24,8 +24,8 @@ _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _UNITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(vcpu|gb|mb|mib|gib)?\s*$", re.IGNORECASE)
 
-OUTPUT_ONLY_FIELDS = ("taskDefinitionArn", "revision", "status", "compatibilities",
-                      "registeredAt", "deregisteredAt")
+OUTPUT_ONLY_FIELDS = ("taskDefinitionArn", "revision", "status", "compatibilities", "requiresAttributes",
+                      "registeredAt", "registeredBy", "deregisteredAt")
 LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens")
 MIN_CONTAINER_MEMORY_MIB = 6
 TASK_CPU_RANGE = (128, 196608)   # 0.125 vCPU .. 192 vCPU on EC2
@@ -46,10 +46,10 @@ def parse_task_definition(data: Any) -> TaskDefinition:
         if isinstance(data.get(key), (int, float)):
             data[key] = str(data[key])
     try:
-        td = from_api(TaskDefinition, data)
-    except Exception as exc:  # cattrs' validation errors, flattened to one message
-        raise ClientException("Invalid task definition: " + "; ".join(
-            shape_error_messages(exc, "taskDefinition"))) from None
+        td = from_camel_api(TaskDefinition, data, ClientException)
+    except ClientException as exc:
+        path = getattr(exc, "field_path", "")
+        fail(ClientException, path, f"Invalid task definition: {exc.message}" + (f" (at {path})" if path else ""))
     validate_task_definition(td)
     return td
 

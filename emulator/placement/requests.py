@@ -40,12 +40,20 @@ def validate_placement(constraints: Sequence[PlacementConstraint], strategies: S
 
 
 def for_service(service: Service, task_definition: TaskDefinition, count: int) -> PlacementRequest:
+    return for_service_tasks(service.service_name, task_definition, count,
+                             constraints=service.placement_constraints, strategies=service.placement_strategy)
+
+
+def for_service_tasks(service_name: str, task_definition: TaskDefinition, count: int, *,
+                      constraints: Sequence[PlacementConstraint] = (),
+                      strategies: Sequence[PlacementStrategy] = ()) -> PlacementRequest:
+    """`count` tasks of service `service_name` (group `service:<name>`, default strategy if none)."""
     return PlacementRequest(
-        group=service.task_group,
+        group=f"service:{service_name}",
         needs=TaskNeeds.of(task_definition),
         count=count,
-        constraints=_with_task_definition_constraints(service.placement_constraints, task_definition),
-        strategies=tuple(service.placement_strategy) or DEFAULT_SERVICE_STRATEGY,
+        constraints=_with_task_definition_constraints(constraints, task_definition),
+        strategies=tuple(strategies) or DEFAULT_SERVICE_STRATEGY,
     )
 
 

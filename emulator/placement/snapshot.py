@@ -155,10 +155,13 @@ class ClusterSnapshot:
         self._changed(idx)
 
     def touch(self, idx: int) -> None:
-        """Record a change made to a slot directly (status, agent connection)."""
+        """Record a change made to a slot directly (status, agent connection, attributes).
+
+        Such changes are rare and may change what every cached batch thinks
+        of the slot (its spread value, memberOf results), so caches start over.
+        """
         self.slots[idx].version += 1
-        self.memberof_cache.clear()  # agentConnected and the like may have changed
-        self._changed(idx)
+        self._restart()
 
     def add(self, slot: InstanceSlot) -> None:
         self.slots.append(slot)
