@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .constraints import (
+    MEMBER_OF,
     NO_INSTANCES,
     RESOURCE_CPU,
     RESOURCE_MEMORY,
@@ -119,7 +120,9 @@ def explain_failure(snapshot: ClusterSnapshot, request: PlacementRequest) -> Pla
         if best is None or (stage, headroom) > best:
             best, closest = (stage, headroom), slot
     if closest is None or best is None:
-        return PlacementFailure(None, NO_INSTANCES, dict(filtered))
+        # Every instance passes the static checks: a dynamic memberOf (task:group,
+        # runningTasksCount) ruled them out as the batch went on.
+        return PlacementFailure(snapshot.slots[0].arn, MEMBER_OF, dict(filtered))
     return PlacementFailure(closest.arn, checks[best[0]].reason, dict(filtered))
 
 

@@ -47,6 +47,11 @@ class PlacementRequest:
     constraints: tuple[PlacementConstraint, ...] = ()
     strategies: tuple[PlacementStrategy, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Requests key the placer's batch cache, so their sequences must be hashable.
+        object.__setattr__(self, "constraints", tuple(self.constraints))
+        object.__setattr__(self, "strategies", tuple(self.strategies))
+
 
 class InstanceSlot:
     """One container instance as placement sees it (also the query language's facts)."""
