@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(PY) bench/placement.py
+	$(PY) bench/placement.py --json
 
 up:
 	@echo "make up is not available yet: the cluster needs the Docker runtime (see README, 'What works today')." >&2
