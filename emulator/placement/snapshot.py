@@ -191,18 +191,20 @@ class ClusterSnapshot:
     @classmethod
     def from_state(cls, instances: Iterable[ContainerInstance], tasks: Iterable[Task]) -> ClusterSnapshot:
         """Slots for the instances, with the task groups of the tasks that hold resources on them."""
-        slots = {
-            ci.container_instance_arn: InstanceSlot(
-                ci.container_instance_arn,
-                cpu=ci.remaining_resources.cpu, memory=ci.remaining_resources.memory,
-                ports=ci.remaining_resources.ports, ports_udp=ci.remaining_resources.ports_udp,
-                attributes=ci.attributes, ec2_instance_id=ci.ec2_instance_id, status=ci.status,
-                agent_connected=ci.agent_connected, agent_version=ci.agent_version,
-                registered_at=ci.registered_at, running_tasks_count=ci.running_tasks_count)
-            for ci in instances
-        }
+        slots = {ci.container_instance_arn: slot_for(ci) for ci in instances}
         for task in tasks:
             slot = slots.get(task.container_instance_arn or "")
             if slot is not None and task.holds_resources:
                 slot.group_counts[task.group] = slot.group_counts.get(task.group, 0) + 1
         return cls(list(slots.values()))
+
+
+def slot_for(ci: ContainerInstance) -> InstanceSlot:
+    """A container instance as placement sees it (no task groups yet)."""
+    return InstanceSlot(
+        ci.container_instance_arn,
+        cpu=ci.remaining_resources.cpu, memory=ci.remaining_resources.memory,
+        ports=ci.remaining_resources.ports, ports_udp=ci.remaining_resources.ports_udp,
+        attributes=ci.attributes, ec2_instance_id=ci.ec2_instance_id, status=ci.status,
+        agent_connected=ci.agent_connected, agent_version=ci.agent_version,
+        registered_at=ci.registered_at, running_tasks_count=ci.running_tasks_count)

@@ -1,0 +1,1 @@
+"""Control loops: observe -> decide -> act, through the state store and a runtime."""

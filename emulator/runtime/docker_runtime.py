@@ -1,0 +1,430 @@
+"""The Docker runtime: EC2 instances as Docker-in-Docker hosts, tasks as real containers in them.
+
+Each instance is a container of the instance image with its type's CPU and
+memory (times the resource scales), its own volume for the inner Docker
+data, and a host folder where its inner daemon's socket appears. Task
+containers run in that inner daemon, in cgroups nested under the
+instance's, so the instance's limits bound its tasks together. Labels on
+every container are the truth: listing by label rebuilds the picture after
+a restart (`adopt`). Docker's event streams (one per daemon, each read by a
+thread) report container starts, exits, OOM kills and health changes
+within a second. All docker-py calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from .base import (
+    LABEL_AZ,
+    LABEL_CLUSTER,
+    LABEL_CONTAINER,
+    LABEL_INSTANCE,
+    LABEL_INSTANCE_TYPE,
+    LABEL_OWNER,
+    LABEL_ROLE,
+    LABEL_TASK,
+    LABEL_TASK_ARN,
+    CannotStartContainerError,
+    ContainerStatus,
+    InstanceNotFound,
+    InstanceSpec,
+    InstanceStatus,
+    PortMappingSpec,
+    RuntimeEvent,
+    RuntimeFailure,
+    TaskSpec,
+    TaskStatus,
+)
+from .docker_args import LABEL_STOP_TIMEOUT, InstanceRecipe, instance_name, instance_run_kwargs, task_container_kwargs
+from .image_store import ImageStore
+
+log = logging.getLogger(__name__)
+
+INSTANCE_IMAGE = "ecsemu/instance:latest"
+READY_TIMEOUT_S = 60
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+
+
+class _QueueIterator:
+    """Events from a queue; cancelling a wait loses nothing (unlike an async generator, which closes)."""
+
+    def __init__(self, queue: asyncio.Queue) -> None:
+        self.queue = queue
+
+    def __aiter__(self) -> _QueueIterator:
+        return self
+
+    async def __anext__(self) -> RuntimeEvent:
+        return await self.queue.get()
+
+
+def owner_for(state_dir: Path) -> str:
+    """A short, stable owner label for one installation (its state directory)."""
+    return hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:10]
+
+
+@dataclass
+class _Instance:
+    ec2_instance_id: str
+    cluster: str
+    instance_type: str
+    availability_zone: str
+    container_id: str
+    socket_dir: Path
+    volume: str
+    address: str | None
+    inner: docker.DockerClient
+    oom: set[str] = field(default_factory=set)   # inner container ids the kernel OOM-killed
+    watcher: threading.Thread | None = None
+    closing: bool = False
+
+    def status(self, state: str = "running") -> InstanceStatus:
+        return InstanceStatus(self.ec2_instance_id, self.cluster, self.instance_type, self.availability_zone,
+                              state, self.address, self.container_id)
+
+
+class DockerRuntime:
+    def __init__(self, *, state_dir: Path, owner: str | None = None, client: docker.DockerClient | None = None,
+                 image: str = INSTANCE_IMAGE, recipe: InstanceRecipe | None = None,
+                 run_dir: Path | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.owner = owner or owner_for(self.state_dir)
+        self.client = client or docker.from_env(timeout=300)
+        self.image = image
+        self._recipe = recipe
+        # Unix socket paths are limited to ~107 bytes, so sockets live under a short folder.
+        self.run_dir = run_dir or Path(f"/tmp/ecsemu-{self.owner}")
+        self.images = ImageStore(self.client, self.state_dir / "image-cache")
+        self.instances: dict[str, _Instance] = {}
+        self._queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outer_events = None
+        self._closed = False
+
+    # --- events --------------------------------------------------------------
+
+    def _post(self, event: RuntimeEvent) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        self._bind_loop()
+        return _QueueIterator(self._queue)
+
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            threading.Thread(target=self._watch_instances, name="ecsemu-outer-events", daemon=True).start()
+
+    def _watch_instances(self) -> None:
+        """Instance containers that die (killed from outside, OOM of the whole host) -> instance events."""
+        filters = {"type": "container", "event": ["die"], "label": [f"{LABEL_OWNER}={self.owner}",
+                                                                     f"{LABEL_ROLE}=instance"]}
+        try:
+            self._outer_events = self.client.events(decode=True, filters=filters)
+            for ev in self._outer_events:
+                ec2_id = ev.get("Actor", {}).get("Attributes", {}).get(LABEL_INSTANCE)
+                inst = self.instances.get(ec2_id or "")
+                if ec2_id and not (inst and inst.closing):
+                    self._post(RuntimeEvent(ec2_id, instance_state="stopped"))
+        except Exception:  # the stream ends when the runtime closes
+            if not self._closed:
+                log.exception("outer Docker event stream ended")
+
+    def _watch_tasks(self, inst: _Instance) -> None:
+        filters = {"type": "container", "label": [f"{LABEL_OWNER}={self.owner}"]}
+        try:
+            for ev in inst.inner.events(decode=True, filters=filters):
+                event = self._task_event(inst, ev)
+                if event is not None:
+                    self._post(event)
+        except Exception:
+            if not inst.closing and not self._closed:
+                log.warning("event stream of instance %s ended", inst.ec2_instance_id)
+
+    def _task_event(self, inst: _Instance, ev: dict) -> RuntimeEvent | None:
+        action = ev.get("Action") or ev.get("status") or ""
+        attrs = ev.get("Actor", {}).get("Attributes", {})
+        task_id, name, cid = attrs.get(LABEL_TASK), attrs.get(LABEL_CONTAINER), ev.get("id", "")
+        if not task_id or not name:
+            return None
+        if action == "oom":
+            inst.oom.add(cid)
+            return None
+        if action == "start":
+            status = ContainerStatus(name, "running", cid)
+        elif action == "die":
+            code = int(attrs.get("exitCode", "0") or 0)
+            reason = OOM_REASON if cid in inst.oom else None
+            status = ContainerStatus(name, "exited", cid, exit_code=code, reason=reason)
+        elif action.startswith("health_status"):
+            status = ContainerStatus(name, "running", cid, health=action.split(":", 1)[1].strip())
+        else:
+            return None
+        return RuntimeEvent(inst.ec2_instance_id, task_id, status)
+
+    # --- instances -----------------------------------------------------------
+
+    def recipe(self) -> InstanceRecipe:
+        """--privileged where it works (most laptops), the capability recipe where it doesn't."""
+        if self._recipe is None:
+            try:
+                self.client.containers.run(self.image, ["true"], privileged=True, remove=True,
+                                           labels={LABEL_OWNER: self.owner, LABEL_ROLE: "probe"},
+                                           entrypoint=["true"])
+                self._recipe = InstanceRecipe(privileged=True)
+            except docker.errors.APIError:
+                self._recipe = InstanceRecipe(privileged=False)
+        return self._recipe
+
+    async def launch_instance(self, spec: InstanceSpec) -> InstanceStatus:
+        self._bind_loop()
+        if spec.ec2_instance_id in self.instances:
+            raise ValueError(f"instance {spec.ec2_instance_id} already exists")
+        inst = await asyncio.to_thread(self._launch, spec)
+        self.instances[spec.ec2_instance_id] = inst
+        self._start_watcher(inst)
+        return inst.status()
+
+    def _launch(self, spec: InstanceSpec) -> _Instance:
+        name = instance_name(self.owner, spec.ec2_instance_id)
+        volume = f"{name}-data"
+        socket_dir = self.run_dir / spec.ec2_instance_id
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        self.client.volumes.create(volume, labels={LABEL_OWNER: self.owner, LABEL_ROLE: "instance-data",
+                                                   LABEL_INSTANCE: spec.ec2_instance_id})
+        container = None
+        try:
+            container = self.client.containers.run(**instance_run_kwargs(
+                self.owner, spec, image=self.image, volume=volume, socket_dir=str(socket_dir),
+                recipe=self.recipe()))
+            inner = self._wait_ready(container, socket_dir)
+            container.reload()
+            address = container.attrs["NetworkSettings"].get("IPAddress") or None
+            return _Instance(spec.ec2_instance_id, spec.cluster, spec.instance_type.name, spec.availability_zone,
+                             container.id, socket_dir, volume, address, inner)
+        except Exception:
+            self._remove_instance_resources(container.id if container else name, volume, socket_dir)
+            raise
+
+    def _wait_ready(self, container, socket_dir: Path) -> docker.DockerClient:
+        """Until the inner daemon answers on its socket (an external process starting: polled)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        sock = socket_dir / "docker.sock"
+        while time.monotonic() < deadline:
+            if sock.exists():
+                inner = docker.DockerClient(base_url=f"unix://{sock}", timeout=300)
+                with contextlib.suppress(Exception):
+                    if inner.ping():
+                        return inner
+                inner.close()
+            container.reload()
+            if container.status in ("exited", "dead"):
+                logs = container.logs(tail=20).decode(errors="replace")
+                raise RuntimeFailure(f"instance container exited while starting its Docker daemon:\n{logs}")
+            time.sleep(0.05)
+        raise RuntimeFailure(f"the instance's Docker daemon did not answer within {READY_TIMEOUT_S} s")
+
+    def _start_watcher(self, inst: _Instance) -> None:
+        inst.watcher = threading.Thread(target=self._watch_tasks, args=(inst,), daemon=True,
+                                        name=f"ecsemu-events-{inst.ec2_instance_id}")
+        inst.watcher.start()
+
+    async def terminate_instance(self, ec2_instance_id: str, *, stop_timeout_s: float = 30) -> None:
+        inst = self._instance(ec2_instance_id)
+        inst.closing = True
+        await asyncio.to_thread(self._stop_all_tasks, inst, stop_timeout_s)
+        self.instances.pop(ec2_instance_id, None)
+        await asyncio.to_thread(self._remove_instance_resources, inst.container_id, inst.volume, inst.socket_dir)
+        inst.inner.close()
+        self.images.forget_instance(ec2_instance_id)
+        self._post(RuntimeEvent(ec2_instance_id, instance_state="stopped"))
+
+    def _stop_all_tasks(self, inst: _Instance, stop_timeout_s: float) -> None:
+        with contextlib.suppress(Exception):
+            containers = inst.inner.containers.list(filters={"label": [f"{LABEL_OWNER}={self.owner}"]})
+            threads = [threading.Thread(target=self._stop_container, args=(c, stop_timeout_s)) for c in containers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+    @staticmethod
+    def _stop_container(container, timeout: float) -> None:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.stop(timeout=int(timeout))
+
+    def _remove_instance_resources(self, container_ref: str, volume: str, socket_dir: Path) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.containers.get(container_ref).remove(force=True, v=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.volumes.get(volume).remove(force=True)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+    async def list_instances(self, cluster: str | None = None) -> list[InstanceStatus]:
+        return await asyncio.to_thread(self._list_instances, cluster)
+
+    def _list_instances(self, cluster: str | None) -> list[InstanceStatus]:
+        labels = [f"{LABEL_OWNER}={self.owner}", f"{LABEL_ROLE}=instance"]
+        if cluster:
+            labels.append(f"{LABEL_CLUSTER}={cluster}")
+        result = []
+        for c in self.client.containers.list(all=True, filters={"label": labels}):
+            lb = c.labels
+            state = "running" if c.status == "running" else "stopped"
+            address = c.attrs["NetworkSettings"].get("IPAddress") or None
+            result.append(InstanceStatus(lb.get(LABEL_INSTANCE, ""), lb.get(LABEL_CLUSTER, ""),
+                                         lb.get(LABEL_INSTANCE_TYPE, ""), lb.get(LABEL_AZ, ""), state, address, c.id))
+        return result
+
+    async def adopt(self) -> list[InstanceStatus]:
+        """After a restart: reconnect to every running instance of this owner (and watch it again)."""
+        self._bind_loop()
+        found = await self.list_instances()
+        for status in found:
+            if status.state != "running" or status.ec2_instance_id in self.instances:
+                continue
+            socket_dir = self.run_dir / status.ec2_instance_id
+            container = await asyncio.to_thread(self.client.containers.get, status.runtime_id)
+            inner = await asyncio.to_thread(self._wait_ready, container, socket_dir)
+            inst = _Instance(status.ec2_instance_id, status.cluster, status.instance_type, status.availability_zone,
+                             status.runtime_id or "", socket_dir, f"{container.name}-data", status.address, inner)
+            self.instances[status.ec2_instance_id] = inst
+            self._start_watcher(inst)
+        return found
+
+    def _instance(self, ec2_instance_id: str) -> _Instance:
+        try:
+            return self.instances[ec2_instance_id]
+        except KeyError:
+            raise InstanceNotFound(f"no running instance {ec2_instance_id}") from None
+
+    # --- tasks ---------------------------------------------------------------
+
+    async def run_task(self, spec: TaskSpec) -> TaskStatus:
+        inst = self._instance(spec.ec2_instance_id)
+        return await asyncio.to_thread(self._run_task, inst, spec)
+
+    def _run_task(self, inst: _Instance, spec: TaskSpec) -> TaskStatus:
+        for image in dict.fromkeys(c.image for c in spec.containers):
+            self.images.ensure(inst.inner, inst.ec2_instance_id, image)
+        created = []
+        try:
+            for container in spec.containers:
+                created.append(inst.inner.containers.create(**task_container_kwargs(self.owner, spec, container)))
+            for c in created:
+                c.start()
+        except docker.errors.APIError as exc:
+            for c in created:
+                with contextlib.suppress(docker.errors.APIError):
+                    c.remove(force=True)
+            raise CannotStartContainerError(f"CannotStartContainerError: {exc.explanation or exc}") from None
+        return self._task_status(inst, spec.task_id)
+
+    def _task_containers(self, inst: _Instance, task_id: str | None = None) -> list:
+        labels = [f"{LABEL_OWNER}={self.owner}"] + ([f"{LABEL_TASK}={task_id}"] if task_id else [])
+        return inst.inner.containers.list(all=True, filters={"label": labels})
+
+    def _task_status(self, inst: _Instance, task_id: str) -> TaskStatus:
+        tasks = self._collect(inst, self._task_containers(inst, task_id))
+        if not tasks:
+            raise RuntimeFailure(f"task {task_id} has no containers on {inst.ec2_instance_id}")
+        return tasks[0]
+
+    def _collect(self, inst: _Instance, containers: list) -> list[TaskStatus]:
+        tasks: dict[str, TaskStatus] = {}
+        for c in containers:
+            lb = c.labels
+            task = tasks.setdefault(lb[LABEL_TASK], TaskStatus(lb[LABEL_TASK], lb.get(LABEL_TASK_ARN, ""),
+                                                               inst.ec2_instance_id))
+            task.containers.append(self._container_status(inst, c))
+        return list(tasks.values())
+
+    @staticmethod
+    def _container_status(inst: _Instance, c) -> ContainerStatus:
+        state = c.attrs.get("State", {})
+        status = {"running": "running", "exited": "exited", "dead": "exited"}.get(state.get("Status"), "created")
+        health = (state.get("Health") or {}).get("Status")
+        oom = state.get("OOMKilled") or c.id in inst.oom
+        bindings = []
+        for key, hosts in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+            port, _, proto = key.partition("/")
+            for h in hosts or []:
+                if h.get("HostIp") in ("0.0.0.0", "", None):
+                    bindings.append(PortMappingSpec(int(port), int(h["HostPort"]), proto or "tcp"))
+        return ContainerStatus(
+            name=c.labels.get(LABEL_CONTAINER, c.name), state=status, runtime_id=c.id,
+            exit_code=state.get("ExitCode") if status == "exited" else None, health=health,
+            reason=OOM_REASON if (status == "exited" and oom) else (state.get("Error") or None),
+            network_bindings=tuple(bindings))
+
+    async def stop_task(self, ec2_instance_id: str, task_id: str) -> None:
+        inst = self._instance(ec2_instance_id)
+        await asyncio.to_thread(self._stop_task, inst, task_id)
+
+    def _stop_task(self, inst: _Instance, task_id: str) -> None:
+        threads = []
+        for c in self._task_containers(inst, task_id):
+            timeout = int(c.labels.get(LABEL_STOP_TIMEOUT) or 30)
+            threads.append(threading.Thread(target=self._stop_container, args=(c, timeout)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    async def remove_task(self, ec2_instance_id: str, task_id: str) -> None:
+        inst = self._instance(ec2_instance_id)
+        await asyncio.to_thread(self._remove_task, inst, task_id)
+
+    def _remove_task(self, inst: _Instance, task_id: str) -> None:
+        for c in self._task_containers(inst, task_id):
+            with contextlib.suppress(docker.errors.NotFound):
+                kept = self._kept_log(inst.ec2_instance_id, task_id, c.labels.get(LABEL_CONTAINER, c.name))
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(c.logs(stdout=True, stderr=True))  # logs outlive the container
+                c.remove(force=True)
+
+    def _kept_log(self, ec2_instance_id: str, task_id: str, container: str) -> Path:
+        return self.state_dir / "task-logs" / ec2_instance_id / task_id / f"{container}.log"
+
+    async def list_tasks(self, ec2_instance_id: str) -> list[TaskStatus]:
+        inst = self._instance(ec2_instance_id)
+        return await asyncio.to_thread(lambda: self._collect(inst, self._task_containers(inst)))
+
+    async def task_logs(self, ec2_instance_id: str, task_id: str, container: str) -> str:
+        inst = self.instances.get(ec2_instance_id)
+        if inst is None:
+            kept = self._kept_log(ec2_instance_id, task_id, container)
+            if kept.exists():
+                return kept.read_text(errors="replace")
+            raise InstanceNotFound(f"no running instance {ec2_instance_id}")
+
+        def read() -> str:
+            for c in self._task_containers(inst, task_id):
+                if c.labels.get(LABEL_CONTAINER) == container:
+                    return c.logs(stdout=True, stderr=True).decode(errors="replace")
+            kept = self._kept_log(ec2_instance_id, task_id, container)
+            return kept.read_text(errors="replace") if kept.exists() else ""
+        return await asyncio.to_thread(read)
+
+    async def close(self) -> None:
+        self._closed = True
+        for inst in self.instances.values():
+            inst.closing = True
+            inst.inner.close()
+        if self._outer_events is not None:
+            with contextlib.suppress(Exception):
+                self._outer_events.close()

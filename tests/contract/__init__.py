@@ -1,0 +1,1 @@
+"""The runtime contract suite: one set of behaviours every `Runtime` implementation must show."""
