@@ -31,7 +31,9 @@ INNER_SOCKET_DIR = "/run/ecsemu"
 INNER_DATA_ROOT = "/var/lib/docker"
 MIN_CONTAINER_MEMORY_MIB = 6  # Docker refuses less
 NANO = 1_000_000_000
+CPU_PERIOD_US = 100_000
 LABEL_STOP_TIMEOUT = "io.ecsemu.stop-timeout"
+LABEL_REAL_CPUS = "io.ecsemu.real-cpus"  # the instance's CPU share, to restore its quota after a restart
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class InstanceRecipe:
 
     privileged: bool
 
-    def security_kwargs(self) -> dict:
+    def host_config_kwargs(self) -> dict:
         if self.privileged:
             return {"privileged": True}
         # --privileged fails where CAP_SYS_RESOURCE is missing from the bounding set:
@@ -48,8 +50,16 @@ class InstanceRecipe:
         return {
             "cap_add": ["ALL"],
             "cap_drop": ["SYS_RESOURCE"],
-            "security_opt": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
+            "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
         }
+
+    def raw_host_config(self) -> dict:
+        """HostConfig fields docker-py has no argument for: the CLI's `systempaths=unconfined`."""
+        return {} if self.privileged else {"MaskedPaths": [], "ReadonlyPaths": []}
+
+
+def cpu_quota_us(cpus: float) -> int:
+    return max(1000, int(cpus * CPU_PERIOD_US))
 
 
 def instance_name(owner: str, ec2_instance_id: str) -> str:
@@ -64,34 +74,49 @@ def instance_labels(owner: str, spec: InstanceSpec) -> dict[str, str]:
         LABEL_INSTANCE: spec.ec2_instance_id,
         LABEL_INSTANCE_TYPE: spec.instance_type.name,
         LABEL_AZ: spec.availability_zone,
+        LABEL_REAL_CPUS: f"{spec.real_cpus:g}",
     }
 
 
-def instance_run_kwargs(owner: str, spec: InstanceSpec, *, image: str, volume: str, socket_dir: str,
-                        recipe: InstanceRecipe, network: str | None = None) -> dict:
-    """`containers.run` arguments for one EC2 instance (a DinD host with the type's scaled limits)."""
-    volumes = {
+@dataclass(frozen=True)
+class InstanceCreate:
+    """A low-level container create: docker-py's host-config arguments plus raw HostConfig fields."""
+
+    create: dict
+    host_config: dict
+    raw_host_config: dict
+
+
+def instance_create(owner: str, spec: InstanceSpec, *, image: str, volume: str, socket_dir: str,
+                    recipe: InstanceRecipe, network: str | None = None) -> InstanceCreate:
+    """One EC2 instance: a DinD host with its type's scaled limits, data volume and socket folder."""
+    binds = {
         volume: {"bind": INNER_DATA_ROOT, "mode": "rw"},
         socket_dir: {"bind": INNER_SOCKET_DIR, "mode": "rw"},
     }
     if not recipe.privileged:
-        volumes["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
-    kwargs = {
+        binds["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
+    host_config = {
+        "binds": binds,
+        # A CFS quota rather than NanoCpus, so the quota can be lifted while an image loads.
+        "cpu_period": CPU_PERIOD_US,
+        "cpu_quota": cpu_quota_us(spec.real_cpus),
+        "mem_limit": f"{spec.real_memory_mib}m",
+        "memswap_limit": f"{spec.real_memory_mib}m",  # no swap: over the limit is OOM, as on EC2
+        **recipe.host_config_kwargs(),
+    }
+    if network:
+        host_config["network_mode"] = network
+    create = {
         "image": image,
         "name": instance_name(owner, spec.ec2_instance_id),
         "hostname": spec.ec2_instance_id,
         "detach": True,
         "labels": instance_labels(owner, spec),
-        "nano_cpus": int(spec.real_cpus * NANO),
-        "mem_limit": f"{spec.real_memory_mib}m",
-        "memswap_limit": f"{spec.real_memory_mib}m",  # no swap: over the limit is OOM, as on EC2
-        "volumes": volumes,
         "environment": {"ECSEMU_INSTANCE_ID": spec.ec2_instance_id},
-        **recipe.security_kwargs(),
+        "volumes": [INNER_DATA_ROOT, INNER_SOCKET_DIR],
     }
-    if network:
-        kwargs["network"] = network
-    return kwargs
+    return InstanceCreate(create, host_config, recipe.raw_host_config())
 
 
 def task_container_name(spec: TaskSpec, container: ContainerSpec) -> str:

@@ -48,7 +48,8 @@ from .base import (
     TaskSpec,
     TaskStatus,
 )
-from .docker_args import LABEL_STOP_TIMEOUT, InstanceRecipe, instance_name, instance_run_kwargs, task_container_kwargs
+from .docker_args import (LABEL_REAL_CPUS, LABEL_STOP_TIMEOUT, InstanceRecipe, cpu_quota_us, instance_create,
+                          instance_name, task_container_kwargs)
 from .image_store import ImageStore
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,15 @@ OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 class _QueueIterator:
     """Events from a queue; cancelling a wait loses nothing (unlike an async generator, which closes)."""
 
-    def __init__(self, queue: asyncio.Queue) -> None:
-        self.queue = queue
+    def __init__(self, runtime: DockerRuntime) -> None:
+        self.runtime = runtime
 
     def __aiter__(self) -> _QueueIterator:
         return self
 
     async def __anext__(self) -> RuntimeEvent:
-        return await self.queue.get()
+        self.runtime._bind_loop()
+        return await self.runtime._queue.get()
 
 
 def owner_for(state_dir: Path) -> str:
@@ -87,7 +89,10 @@ class _Instance:
     volume: str
     address: str | None
     inner: docker.DockerClient
+    cpu_quota: int = -1                          # the instance's CFS quota (its scaled vCPUs)
     oom: set[str] = field(default_factory=set)   # inner container ids the kernel OOM-killed
+    unthrottled: int = 0                         # runtime work in progress with the quota lifted
+    throttle_lock: threading.Lock = field(default_factory=threading.Lock)
     watcher: threading.Thread | None = None
     closing: bool = False
 
@@ -121,8 +126,7 @@ class DockerRuntime:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        self._bind_loop()
-        return _QueueIterator(self._queue)
+        return _QueueIterator(self)
 
     def _bind_loop(self) -> None:
         if self._loop is None:
@@ -165,7 +169,12 @@ class DockerRuntime:
             inst.oom.add(cid)
             return None
         if action == "start":
-            status = ContainerStatus(name, "running", cid)
+            # Inspect now so the event carries the host ports Docker picked: a task must
+            # not be RUNNING without its network bindings (the ALB registers them).
+            try:
+                status = self._container_status(inst, inst.inner.containers.get(cid))
+            except docker.errors.NotFound:
+                return None
         elif action == "die":
             code = int(attrs.get("exitCode", "0") or 0)
             reason = OOM_REASON if cid in inst.oom else None
@@ -181,13 +190,15 @@ class DockerRuntime:
     def recipe(self) -> InstanceRecipe:
         """--privileged where it works (most laptops), the capability recipe where it doesn't."""
         if self._recipe is None:
+            probe = self.client.containers.create(self.image, entrypoint=["true"], privileged=True,
+                                                  labels={LABEL_OWNER: self.owner, LABEL_ROLE: "probe"})
             try:
-                self.client.containers.run(self.image, ["true"], privileged=True, remove=True,
-                                           labels={LABEL_OWNER: self.owner, LABEL_ROLE: "probe"},
-                                           entrypoint=["true"])
+                probe.start()
                 self._recipe = InstanceRecipe(privileged=True)
-            except docker.errors.APIError:
+            except docker.errors.APIError:  # "unable to apply caps: operation not permitted"
                 self._recipe = InstanceRecipe(privileged=False)
+            finally:
+                probe.remove(force=True)
         return self._recipe
 
     async def launch_instance(self, spec: InstanceSpec) -> InstanceStatus:
@@ -208,14 +219,19 @@ class DockerRuntime:
                                                    LABEL_INSTANCE: spec.ec2_instance_id})
         container = None
         try:
-            container = self.client.containers.run(**instance_run_kwargs(
-                self.owner, spec, image=self.image, volume=volume, socket_dir=str(socket_dir),
-                recipe=self.recipe()))
+            args = instance_create(self.owner, spec, image=self.image, volume=volume,
+                                   socket_dir=str(socket_dir), recipe=self.recipe())
+            host_config = self.client.api.create_host_config(**args.host_config)
+            host_config.update(args.raw_host_config)
+            created = self.client.api.create_container(host_config=host_config, **args.create)
+            container = self.client.containers.get(created["Id"])
+            container.start()
             inner = self._wait_ready(container, socket_dir)
             container.reload()
             address = container.attrs["NetworkSettings"].get("IPAddress") or None
             return _Instance(spec.ec2_instance_id, spec.cluster, spec.instance_type.name, spec.availability_zone,
-                             container.id, socket_dir, volume, address, inner)
+                             container.id, socket_dir, volume, address, inner,
+                             cpu_quota=args.host_config["cpu_quota"])
         except Exception:
             self._remove_instance_resources(container.id if container else name, volume, socket_dir)
             raise
@@ -301,7 +317,9 @@ class DockerRuntime:
             container = await asyncio.to_thread(self.client.containers.get, status.runtime_id)
             inner = await asyncio.to_thread(self._wait_ready, container, socket_dir)
             inst = _Instance(status.ec2_instance_id, status.cluster, status.instance_type, status.availability_zone,
-                             status.runtime_id or "", socket_dir, f"{container.name}-data", status.address, inner)
+                             status.runtime_id or "", socket_dir, f"{container.name}-data", status.address, inner,
+                             cpu_quota=cpu_quota_us(float(container.labels[LABEL_REAL_CPUS])))
+            self._set_quota(inst, inst.cpu_quota)  # an emulator that died mid-start may have left it lifted
             self.instances[status.ec2_instance_id] = inst
             self._start_watcher(inst)
         return found
@@ -320,29 +338,50 @@ class DockerRuntime:
 
     def _run_task(self, inst: _Instance, spec: TaskSpec) -> TaskStatus:
         for image in dict.fromkeys(c.image for c in spec.containers):
-            self.images.ensure(inst.inner, inst.ec2_instance_id, image)
+            self.images.ensure(inst.inner, inst.ec2_instance_id, image,
+                               while_loading=lambda: self._unthrottled(inst))
         created = []
         try:
             for container in spec.containers:
                 created.append(inst.inner.containers.create(**task_container_kwargs(self.owner, spec, container)))
+            with self._unthrottled(inst):
+                for c in created:
+                    c.start()
             for c in created:
-                c.start()
+                c.reload()  # the host ports Docker picked
         except docker.errors.APIError as exc:
             for c in created:
                 with contextlib.suppress(docker.errors.APIError):
                     c.remove(force=True)
             raise CannotStartContainerError(f"CannotStartContainerError: {exc.explanation or exc}") from None
-        return self._task_status(inst, spec.task_id)
+        return TaskStatus(spec.task_id, spec.task_arn, inst.ec2_instance_id,
+                          [self._container_status(inst, c) for c in created])
+
+    @contextlib.contextmanager
+    def _unthrottled(self, inst: _Instance):
+        """Lift the instance's CPU quota while the container runtime works (an image load,
+        a container start), then put it back: that work is the host's, not the app's, and
+        the scaled-down share would make it several times slower than on a real instance.
+        Overlapping uses nest: the last one out restores the quota."""
+        with inst.throttle_lock:
+            inst.unthrottled += 1
+            if inst.unthrottled == 1:
+                self._set_quota(inst, -1)
+        try:
+            yield
+        finally:
+            with inst.throttle_lock:
+                inst.unthrottled -= 1
+                if inst.unthrottled == 0:
+                    self._set_quota(inst, inst.cpu_quota)
+
+    def _set_quota(self, inst: _Instance, quota: int) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            self.client.api.update_container(inst.container_id, cpu_quota=quota)
 
     def _task_containers(self, inst: _Instance, task_id: str | None = None) -> list:
         labels = [f"{LABEL_OWNER}={self.owner}"] + ([f"{LABEL_TASK}={task_id}"] if task_id else [])
         return inst.inner.containers.list(all=True, filters={"label": labels})
-
-    def _task_status(self, inst: _Instance, task_id: str) -> TaskStatus:
-        tasks = self._collect(inst, self._task_containers(inst, task_id))
-        if not tasks:
-            raise RuntimeFailure(f"task {task_id} has no containers on {inst.ec2_instance_id}")
-        return tasks[0]
 
     def _collect(self, inst: _Instance, containers: list) -> list[TaskStatus]:
         tasks: dict[str, TaskStatus] = {}

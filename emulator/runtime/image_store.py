@@ -10,8 +10,11 @@ An image the host doesn't have stops the task with ECS's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import docker
@@ -27,8 +30,14 @@ class ImageStore:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def ensure(self, inner: docker.DockerClient, instance_key: str, ref: str) -> None:
-        """Make `ref` present in the instance's daemon (blocking; call from a worker thread)."""
+    def ensure(self, inner: docker.DockerClient, instance_key: str, ref: str,
+               while_loading: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> None:
+        """Make `ref` present in the instance's daemon (blocking; call from a worker thread).
+
+        `while_loading` wraps the load itself (the runtime lifts the instance's CPU
+        quota meanwhile: unpacking layers is the host's work, as an EC2 pull is not
+        charged to the instance's vCPU share scaled down for a laptop).
+        """
         with self._lock(instance_key, ref):
             try:
                 inner.images.get(ref)
@@ -36,7 +45,7 @@ class ImageStore:
             except docker.errors.ImageNotFound:
                 pass
             tar = self._tar_for(ref)
-            with open(tar, "rb") as data:
+            with while_loading(), open(tar, "rb") as data:
                 inner.images.load(data)
 
     def _tar_for(self, ref: str) -> Path:

@@ -27,6 +27,8 @@ does the same from the command line, one progress line per step.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -72,6 +74,7 @@ BASE_RECIPE_VERSION = "1"
 PULL_TIMEOUT_S = float(os.environ.get("ECSEMU_PULL_TIMEOUT_S", "60"))
 MIRROR_ENV = "ECSEMU_DEBIAN_MIRROR"
 BUILD_DIR_ENV = "ECSEMU_BUILD_DIR"
+LOCK_ENV = "ECSEMU_IMAGES_LOCK"
 DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -168,6 +171,40 @@ def _forget_previous(client: docker.DockerClient, previous, new_id: str) -> None
         pass  # still used by a container, or already gone: leave it
 
 
+def _made_here(image) -> bool:
+    """An image this module made, not one built FROM it (which inherits its labels).
+
+    Ours are either the imported base (no parent, one layer) or a legacy-builder
+    build whose last step is the source-hash LABEL the build API appends.
+    """
+    attrs = image.attrs
+    if not _is_ours(image):
+        return False
+    if not attrs.get("Parent") and len(attrs.get("RootFS", {}).get("Layers", [])) == 1:
+        return (image.labels or {}).get(LABEL_IMAGE_KIND) == "base"
+    cmd = (attrs.get("ContainerConfig") or {}).get("Cmd") or []
+    return bool(cmd) and str(cmd[-1]).startswith(f"LABEL {LABEL_SOURCE_HASH}=")
+
+
+def _prune_ours(client: docker.DockerClient) -> None:
+    """Remove earlier builds of ours that nothing names any more (untagged, no child image).
+
+    A replaced image cannot go while a container still uses it or (a base)
+    while images built on it exist; it is removed by a later run instead.
+    Builds hold the lock, so an untagged image of ours is never one in progress.
+    """
+    try:
+        dangling = client.images.list(filters={"dangling": True, "label": f"{LABEL_ROLE}={ROLE_IMAGE}"})
+    except APIError:
+        return
+    for image in dangling:
+        if _made_here(image):
+            try:
+                client.images.remove(image.id, noprune=False)
+            except (NotFound, APIError):
+                pass  # in use: a later run retries
+
+
 def _context_files(directory: Path) -> list[Path]:
     files = []
     for path in sorted(directory.rglob("*")):
@@ -244,6 +281,24 @@ def _build(client: docker.DockerClient, *, context: io.BytesIO, tag: str, builda
     return image_id
 
 
+@contextlib.contextmanager
+def _build_lock(progress: Progress) -> Iterator[None]:
+    """One image build at a time on this machine: two processes building the same
+    inputs would both commit an image and leave one of them nameless."""
+    path = Path(os.environ.get(LOCK_ENV) or Path(tempfile.gettempdir()) / "ecsemu-images.lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            t0 = time.monotonic()
+            fcntl.flock(f, fcntl.LOCK_EX)
+            _line(progress, f"waited for another image build ({path})", time.monotonic() - t0)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 # ------------------------------------------------------------------ Debian mirror
 
 
@@ -311,11 +366,30 @@ def debian_mirror(suite: str = SUITE, etc_apt: Path = Path("/etc/apt")) -> str:
             words = re.sub(r"\[[^]]*\]", " ", raw.split("#", 1)[0]).split()
             if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
                 return words[1]
+    # A host on another Debian release: its archive mirror serves every suite.
+    for uri in _archive_uris(etc_apt):
+        return uri
     raise ImageBuildError(
         f"no Debian mirror for {suite!r} found in {etc_apt}/sources.list.d/*.sources (a deb822 stanza "
         f"with 'Suites: {suite}' and 'URIs: ...') nor in {etc_apt}/sources.list; "
         f"set {MIRROR_ENV}=http://<your Debian mirror>/debian, or make Docker Hub reachable "
         f"so {UPSTREAM_APP_BASE} and {UPSTREAM_INSTANCE_BASE} can be pulled")
+
+
+def _archive_uris(etc_apt: Path) -> Iterator[str]:
+    """URIs of the host's Debian archive (.../debian, not -security) in any enabled source."""
+    deb822, lists = _sources_files(etc_apt)
+    for path in deb822:
+        with contextlib.suppress(OSError):
+            for st in _deb822_stanzas(path.read_text()):
+                if st.get("enabled", "yes").lower() != "no" and "deb" in st.get("types", "").split():
+                    yield from (u for u in st.get("uris", "").split() if u.rstrip("/").endswith("/debian"))
+    for path in lists:
+        with contextlib.suppress(OSError):
+            for raw in path.read_text().splitlines():
+                words = re.sub(r"\[[^]]*\]", " ", raw.split("#", 1)[0]).split()
+                if len(words) >= 3 and words[0] == "deb" and words[1].rstrip("/").endswith("/debian"):
+                    yield words[1]
 
 
 def _rootfs_sources(suite: str, mirror: str) -> str:
@@ -353,8 +427,9 @@ def _try_pull(client: docker.DockerClient, name: str, timeout_s: float) -> tuple
     if result.get("ok"):
         return True, ""
     if "error" in result:
-        msg = str(result["error"]).splitlines()[0]
-        return False, msg[:200]
+        exc = result["error"]
+        msg = getattr(exc, "explanation", None) or str(exc)
+        return False, str(msg).splitlines()[0][:160]
     return False, f"no answer within {timeout_s:.0f} s"
 
 
@@ -502,7 +577,8 @@ def _ensure_bases(client: docker.DockerClient, progress: Progress, force: bool,
     if not missing:
         what = f"bases: upstream {', '.join(upstream)}"
     else:
-        reason = "; ".join(f"{n}: {w}" for n, w in why.items() if w) or "not present locally"
+        reason = ("; ".join(f"{n}: {w}" for n, w in why.items() if w)
+                  or f"not present locally; not pulled since {LOCAL_BASE} is up to date")
         what = (f"bases: {', '.join(missing)} not available ({reason}); "
                 f"using {LOCAL_BASE}" + (f" and {', '.join(upstream)}" if upstream else ""))
     seconds["bases"] = time.monotonic() - t0
@@ -536,7 +612,12 @@ def _apt_mirror_arg(base: str) -> str:
 def build_instance_image(client: docker.DockerClient | None = None, *, base: str, progress: Progress = print,
                          force: bool = False, tag: str = INSTANCE_IMAGE) -> tuple[str, bool]:
     """Build the instance image FROM `base` unless an up-to-date one exists; (image id, built?)."""
-    client = _client(client)
+    with _build_lock(progress):
+        return _build_instance(_client(client), base, progress, force, tag)
+
+
+def _build_instance(client: docker.DockerClient, base: str, progress: Progress, force: bool,
+                    tag: str) -> tuple[str, bool]:
     base_image = _get(client, base)
     if base_image is None:
         raise ImageBuildError(f"base image {base} is missing")
@@ -580,7 +661,9 @@ def build_app_image(tag: str, version: str | None = None, context: Path | str = 
     None keeps the Dockerfile's own. Skipped when an image with the same build
     inputs already carries the tag.
     """
-    image_id, _ = _build_app(_client(client), tag, version, Path(context), base, progress, force, f"app {tag}")
+    with _build_lock(progress):
+        image_id, _ = _build_app(_client(client), tag, version, Path(context), base, progress, force,
+                                 f"app {tag}")
     return image_id
 
 
@@ -608,7 +691,7 @@ def _build_app(client: docker.DockerClient, tag: str, version: str | None, conte
     image_id = _build(client, context=_context_tar(context, dockerfile), tag=tag,
                       buildargs={"BASE_IMAGE": base}, labels=_labels("app", source_hash, **extra), nocache=force)
     _forget_previous(client, previous, image_id)
-    _line(progress, f"{what}: build {tag} from {context.name}/ FROM {base}"
+    _line(progress, f"{what}: build " + ("" if tag in what else f"{tag} ") + f"from {context.name}/ FROM {base}"
           + (f" (APP_VERSION={version})" if version else ""), time.monotonic() - t0)
     return image_id, True
 
@@ -624,13 +707,18 @@ def ensure_images(client: docker.DockerClient | None = None, progress: Progress 
         client.ping()
     except DockerException as exc:
         raise ImageBuildError(f"Docker is not reachable: {exc}") from exc
+    with _build_lock(progress):
+        return _ensure_images(client, progress, force)
+
+
+def _ensure_images(client: docker.DockerClient, progress: Progress, force: bool) -> BuiltImages:
     t_all = time.monotonic()
     built: list[str] = []
     seconds: dict[str, float] = {}
     app_base, instance_base, local = _ensure_bases(client, progress, force, built, seconds)
 
     t0 = time.monotonic()
-    _, did = build_instance_image(client, base=instance_base, progress=progress, force=force)
+    _, did = _build_instance(client, instance_base, progress, force, INSTANCE_IMAGE)
     seconds["instance"] = time.monotonic() - t0
     if did:
         built.append(INSTANCE_IMAGE)
@@ -640,6 +728,7 @@ def ensure_images(client: docker.DockerClient | None = None, progress: Progress 
     seconds["app"] = time.monotonic() - t0
     if did:
         built.append(APP_IMAGE)
+    _prune_ours(client)
     seconds["total"] = time.monotonic() - t_all
     _line(progress, f"done: {INSTANCE_IMAGE}, {APP_IMAGE} ready"
           + (f" (built {', '.join(built)})" if built else " (nothing to build)"), seconds["total"])
@@ -650,7 +739,7 @@ def ensure_images(client: docker.DockerClient | None = None, progress: Progress 
 def copy_image(name: str, source: docker.DockerClient, target: docker.DockerClient) -> float:
     """`docker save NAME | target docker load`, streamed; returns seconds.
 
-    `named=True` matters: the SDK's default saves the image without its tag.
+    `named=` matters: the SDK's default (`named=False`) saves the image without its tag.
     """
     t0 = time.monotonic()
     data = source.images.get(name).save(chunk_size=1 << 20, named=name)
@@ -675,6 +764,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     def progress(line: str) -> None:
         print(line, flush=True)
 
+    if args.app_version and not re.fullmatch(r"[A-Za-z0-9._+-]+", args.app_version):
+        parser.error(f"--app-version {args.app_version!r}: use letters, digits and . _ + - only")
     try:
         client = _client(None)
         ensure_images(client, progress=progress, force=args.force)

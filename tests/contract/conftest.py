@@ -62,7 +62,14 @@ async def make_fake(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
         await runtime.close()
 
 
-RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {"fake": make_fake}
+@contextlib.asynccontextmanager
+async def make_docker(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
+    """The Docker runtime, owned by this test session (the suite's leak check covers it)."""
+    async with request.getfixturevalue("make_docker_runtime")() as runtime:
+        yield runtime
+
+
+RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {"fake": make_fake, "docker": make_docker}
 # Marks per implementation: a docker param needs the real daemon (`-m "not docker"` skips it).
 RUNTIME_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"docker": (pytest.mark.docker,)}
 
@@ -201,3 +208,4 @@ async def eventually(check: Callable[[], object], timeout: float = EVENT_TIMEOUT
         if result or loop.time() >= deadline:
             return result
         await asyncio.sleep(interval)
+

@@ -7,42 +7,43 @@ import pytest
 from emulator.model.instance_types import get_instance_type
 from emulator.runtime.base import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_OWNER, LABEL_ROLE, LABEL_TASK, ContainerSpec,
                                    HealthCheckSpec, InstanceSpec, PortMappingSpec, TaskSpec)
-from emulator.runtime.docker_args import (LABEL_STOP_TIMEOUT, InstanceRecipe, instance_run_kwargs,
-                                          task_container_kwargs)
+from emulator.runtime.docker_args import LABEL_STOP_TIMEOUT, InstanceRecipe, instance_create, task_container_kwargs
 
 T3_MEDIUM = InstanceSpec("prod", "i-0123456789abcdef0", get_instance_type("t3.medium"), "us-east-1a",
                          cpu_scale=0.25, memory_scale=0.25)
 
 
-def run_kwargs(privileged: bool) -> dict:
-    return instance_run_kwargs("own1", T3_MEDIUM, image="ecsemu/instance:latest", volume="vol",
-                               socket_dir="/tmp/ecsemu-own1/i-0123456789abcdef0",
-                               recipe=InstanceRecipe(privileged=privileged))
+def create(privileged: bool):
+    return instance_create("own1", T3_MEDIUM, image="ecsemu/instance:latest", volume="vol",
+                           socket_dir="/tmp/ecsemu-own1/i-0123456789abcdef0",
+                           recipe=InstanceRecipe(privileged=privileged))
 
 
 def test_instance_gets_its_type_times_the_resource_scales():
-    kw = run_kwargs(privileged=False)
-    assert kw["nano_cpus"] == 500_000_000          # 2 vCPU x 0.25
-    assert kw["mem_limit"] == kw["memswap_limit"] == "1024m"   # 4 GiB x 0.25, no swap
+    hc = create(privileged=False).host_config
+    assert hc["cpu_quota"] / hc["cpu_period"] == 0.5   # 2 vCPU x 0.25
+    assert hc["mem_limit"] == hc["memswap_limit"] == "1024m"   # 4 GiB x 0.25, no swap
 
 
 def test_instance_labels_say_what_it_is():
-    labels = run_kwargs(False)["labels"]
+    labels = create(False).create["labels"]
     assert labels[LABEL_OWNER] == "own1" and labels[LABEL_ROLE] == "instance"
     assert labels[LABEL_CLUSTER] == "prod" and labels[LABEL_INSTANCE] == "i-0123456789abcdef0"
 
 
-@pytest.mark.parametrize("privileged, expected", [
-    (True, {"privileged": True}),
+@pytest.mark.parametrize("privileged, expected, raw", [
+    (True, {"privileged": True}, {}),
     (False, {"cap_add": ["ALL"], "cap_drop": ["SYS_RESOURCE"],
-             "security_opt": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"]}),
+             "security_opt": ["seccomp=unconfined", "apparmor=unconfined"]},
+     {"MaskedPaths": [], "ReadonlyPaths": []}),   # the CLI's systempaths=unconfined
 ], ids=["privileged-host", "capability-recipe"])
-def test_recipe_security_options(privileged, expected):
-    kw = run_kwargs(privileged)
+def test_recipe_security_options(privileged, expected, raw):
+    args = create(privileged)
     for key, value in expected.items():
-        assert kw[key] == value
-    assert ("/sys/fs/cgroup" in kw["volumes"]) is (not privileged)
-    assert kw["volumes"]["vol"]["bind"] == "/var/lib/docker"
+        assert args.host_config[key] == value
+    assert args.raw_host_config == raw
+    assert ("/sys/fs/cgroup" in args.host_config["binds"]) is (not privileged)
+    assert args.host_config["binds"]["vol"]["bind"] == "/var/lib/docker"
 
 
 def task(containers: tuple[ContainerSpec, ...], network_mode: str = "bridge") -> TaskSpec:

@@ -10,8 +10,11 @@ mkdir -p "$SOCK_DIR"
 # previous boot would make dockerd/containerd refuse to start.
 rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid "$SOCK_DIR/docker.sock"
 
+# The socket's group is the host folder's (the emulator's user), not the
+# image's "docker" group, whose id means something else on the host.
 set -- dockerd \
     --host "unix://$SOCK_DIR/docker.sock" \
+    --group "${DOCKERD_SOCKET_GID:-$(stat -c %g "$SOCK_DIR")}" \
     --data-root /var/lib/docker \
     --log-level "${DOCKERD_LOG_LEVEL:-warn}" \
     --iptables=true \
