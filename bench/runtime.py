@@ -5,6 +5,7 @@ Prints, with medians of several runs:
   first_task_on_new_instance_s RunTask -> RUNNING when the image is not yet on the instance (loaded from the host)
   task_running_s              RunTask -> RUNNING with the image already on the instance
   idle_instance_rss_mib       anonymous memory of an idle instance (dockerd + containerd), from its memory cgroup
+  kill_to_event_s             a task container killed from outside -> its exit event (target: within a second)
 
     python bench/runtime.py [--json] [--instances N] [--tasks N]
 """
@@ -47,6 +48,18 @@ async def time_to_running(runtime: DockerRuntime, events, spec: TaskSpec) -> flo
             return time.perf_counter() - start
 
 
+async def time_to_exit_event(runtime: DockerRuntime, events, ec2_instance_id: str, task_id: str) -> float:
+    inner = runtime.instances[ec2_instance_id].inner
+    (container,) = await asyncio.to_thread(
+        inner.containers.list, filters={"label": f"io.ecsemu.task-id={task_id}"})
+    start = time.perf_counter()
+    await asyncio.to_thread(container.kill)
+    while True:
+        event = await asyncio.wait_for(events.__anext__(), timeout=30)
+        if event.task_id == task_id and event.container and event.container.state == "exited":
+            return time.perf_counter() - start
+
+
 def idle_rss_mib(runtime: DockerRuntime, ec2_instance_id: str) -> float | None:
     """total_rss of the instance's memory cgroup (cgroup v1), or None where that file isn't there."""
     container_id = runtime.instances[ec2_instance_id].container_id
@@ -62,7 +75,7 @@ async def measure(instances: int, tasks: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="ecsemu-bench-") as state:
         runtime = DockerRuntime(state_dir=Path(state), owner=f"bench{uuid.uuid4().hex[:6]}")
         events = runtime.events()
-        ready, first, warm, rss = [], [], [], []
+        ready, first, warm, rss, kills = [], [], [], [], []
         try:
             for i in range(instances):
                 spec = InstanceSpec("bench", f"i-{uuid.uuid4().hex[:17]}", get_instance_type("t3.medium"),
@@ -74,7 +87,9 @@ async def measure(instances: int, tasks: int) -> dict:
                 rss.append(idle_rss_mib(runtime, spec.ec2_instance_id))
                 first.append(await time_to_running(runtime, events, task(spec.ec2_instance_id)))
                 for _ in range(tasks):
-                    warm.append(await time_to_running(runtime, events, task(spec.ec2_instance_id)))
+                    warm_task = task(spec.ec2_instance_id)
+                    warm.append(await time_to_running(runtime, events, warm_task))
+                kills.append(await time_to_exit_event(runtime, events, spec.ec2_instance_id, warm_task.task_id))
                 print(f"instance {i + 1}: ready {ready[-1]:.2f} s, idle rss {rss[-1]} MiB, first task "
                       f"{first[-1]:.2f} s, warm tasks {', '.join(f'{w:.2f}' for w in warm[-tasks:])} s",
                       file=sys.stderr)
@@ -88,6 +103,7 @@ async def measure(instances: int, tasks: int) -> dict:
         "task_running_s": round(statistics.median(warm), 2),
         "first_task_on_new_instance_s": round(statistics.median(first), 2),
         "idle_instance_rss_mib": round(statistics.median(rss_known), 1) if rss_known else None,
+        "kill_to_event_s": round(statistics.median(kills), 3),
         "instances": instances, "warm_tasks_per_instance": tasks,
     }
 

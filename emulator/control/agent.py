@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..clock import Clock
-from ..errors import InvalidParameterException
+from ..errors import InvalidParameterException, ValidationError
 from ..model.arn import DEFAULT_REGION, container_arn, container_instance_arn, new_id, task_arn
 from ..model.container_instance import DRAINING, INACTIVE, ContainerInstance, new_container_instance
 from ..model.events import INSTANCE_STATE_CHANGE, TASK_STATE_CHANGE, Event
@@ -110,7 +110,10 @@ class ClusterAgent:
                               attributes: dict[str, str | None] | None = None) -> ContainerInstance:
         """Start an EC2 instance and register it as an ACTIVE container instance when its daemon answers."""
         cluster = get_cluster(self.store, cluster_name, self.region)
-        itype = get_instance_type(instance_type)
+        try:
+            itype = get_instance_type(instance_type)
+        except ValueError as exc:  # what EC2 Auto Scaling answers for a launch template's bad type
+            raise ValidationError(str(exc)) from None
         ec2_id = f"i-{self.rng.getrandbits(68):017x}"
         spec = InstanceSpec(cluster.cluster_name, ec2_id, itype, availability_zone, self.cpu_scale, self.memory_scale)
         status = await self.runtime.launch_instance(spec)

@@ -270,13 +270,21 @@ class DockerRuntime:
         self._post(RuntimeEvent(ec2_instance_id, instance_state="stopped"))
 
     def _stop_all_tasks(self, inst: _Instance, stop_timeout_s: float) -> None:
+        """SIGTERM every task container, SIGKILL after its own stopTimeout (at most `stop_timeout_s`)."""
         with contextlib.suppress(Exception):
             containers = inst.inner.containers.list(filters={"label": [f"{LABEL_OWNER}={self.owner}"]})
-            threads = [threading.Thread(target=self._stop_container, args=(c, stop_timeout_s)) for c in containers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            self._stop_containers(containers, cap_s=stop_timeout_s)
+
+    def _stop_containers(self, containers: list, cap_s: float | None = None) -> None:
+        threads = []
+        for c in containers:
+            timeout = float(c.labels.get(LABEL_STOP_TIMEOUT) or 30)
+            threads.append(threading.Thread(target=self._stop_container,
+                                            args=(c, min(timeout, cap_s) if cap_s is not None else timeout)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     @staticmethod
     def _stop_container(container, timeout: float) -> None:
@@ -415,14 +423,7 @@ class DockerRuntime:
         await asyncio.to_thread(self._stop_task, inst, task_id)
 
     def _stop_task(self, inst: _Instance, task_id: str) -> None:
-        threads = []
-        for c in self._task_containers(inst, task_id):
-            timeout = int(c.labels.get(LABEL_STOP_TIMEOUT) or 30)
-            threads.append(threading.Thread(target=self._stop_container, args=(c, timeout)))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        self._stop_containers(self._task_containers(inst, task_id))
 
     async def remove_task(self, ec2_instance_id: str, task_id: str) -> None:
         inst = self._instance(ec2_instance_id)

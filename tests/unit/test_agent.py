@@ -10,7 +10,7 @@ from emulator.clock import FakeClock
 from emulator.control.agent import ClusterAgent
 from emulator.control.recovery import recover
 from emulator.control.registry import ensure_cluster, register_task_definition
-from emulator.errors import InvalidParameterException
+from emulator.errors import AwsError, InvalidParameterException, ValidationError
 from emulator.model.state import StateStore
 from emulator.model.task import (ESSENTIAL_CONTAINER_EXITED, PENDING, RUNNING, STOPPED, TASK_FAILED_TO_START,
                                  TERMINATION_NOTICE, USER_INITIATED)
@@ -240,3 +240,39 @@ async def test_restart_starts_a_task_that_was_placed_but_never_started(world):
 
     assert counts["tasks_restarted"] == 1
     assert store.get("task", task.task_arn).last_status == RUNNING
+
+
+async def test_an_instance_type_that_does_not_exist_is_refused_and_nothing_launches(world):
+    _, runtime, _, agent = world
+    with pytest.raises(ValidationError, match="'t3.gigantic' is not supported"):
+        await agent.launch_instance(CLUSTER, "t3.gigantic", "us-east-1a")
+    assert await runtime.list_instances() == []
+
+
+async def test_a_task_bigger_than_every_instance_is_not_placed_and_creates_nothing(world):
+    store, runtime, clock, agent = world
+    ci = await agent.launch_instance(CLUSTER, "t3.medium", "us-east-1a")
+    register_task_definition(store, parse_task_definition(web_app(cpu=1024, memory=100_000)), clock.now())
+
+    tasks, failures = await agent.run_task(CLUSTER, "web-app", 1)
+
+    assert tasks == []
+    assert [(f.arn, f.reason) for f in failures] == [(ci.container_instance_arn, "RESOURCE:MEMORY")]
+    assert store.list("task") == [] and await runtime.list_tasks(ci.ec2_instance_id) == []
+
+
+@pytest.mark.parametrize("cluster, definition, count, error", [
+    ("nope", "web-app", 1, "Cluster not found."),
+    (CLUSTER, "no-such-family", 1, "Unable to describe task definition."),
+    (CLUSTER, "web-app", 11, "count must be between 1 and 10."),
+], ids=["unknown-cluster", "unknown-task-definition", "count-over-10"])
+async def test_run_task_bad_input_is_refused_in_ecs_terms(world, cluster, definition, count, error):
+    store, runtime, clock, agent = world
+    await agent.launch_instance(CLUSTER, "t3.medium", "us-east-1a")
+    register_task_definition(store, parse_task_definition(web_app()), clock.now())
+
+    with pytest.raises(AwsError) as info:
+        await agent.run_task(cluster, definition, count)
+
+    assert info.value.message == error
+    assert store.list("task") == []
