@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "emulator"
-PURE_PACKAGES = ("model", "placement", "scaling")
+PURE_PACKAGES = ("model", "placement", "scaling", "scheduling")
 FORBIDDEN = {"asyncio", "docker", "aiohttp", "prometheus_client", "threading", "subprocess", "socket"}
 # Project modules the pure core may use: itself and the error classes.
-ALLOWED_INTERNAL = ("emulator.model", "emulator.placement", "emulator.scaling", "emulator.errors")
+ALLOWED_INTERNAL = ("emulator.model", "emulator.placement", "emulator.scaling", "emulator.scheduling",
+                    "emulator.errors")
 
 
 def pure_modules() -> list[Path]:
