@@ -286,10 +286,11 @@ class ClusterAgent:
         if task is None:
             raise InvalidParameterException("The referenced task was not found.")
         if task.last_status != STOPPED:
-            self._request_stop(task, reason, stop_code)
+            self.request_stop_task(task, reason, stop_code)
         return task
 
-    def _request_stop(self, task: Task, reason: str, stop_code: str) -> None:
+    def request_stop_task(self, task: Task, reason: str, stop_code: str) -> None:
+        """desiredStatus STOPPED now (in the store), the containers' stop in the background."""
         already = task.desired_status == STOPPED
         request_stop(task, reason, stop_code, self.clock.now())
         with self.store.transaction() as tx:

@@ -1,0 +1,245 @@
+"""The service scheduler: keeps each service's desired tasks of its PRIMARY deployment running.
+
+A level-based reconcile loop: every pass reads the service, its tasks and
+their health from the store (never trusting a remembered picture), asks
+the pure rolling step what to do, and acts through the agent: places and
+starts tasks, stops tasks that are replaced, scaled in or failed their
+health checks. It keeps `runningCount`/`pendingCount` true, moves
+deployments through IN_PROGRESS -> COMPLETED (or FAILED, with the
+circuit breaker and its optional rollback), and writes ECS's service
+events. Target registration with the ALB joins in with the load balancer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from ..clock import Clock
+from ..model.arn import short_name
+from ..model.events import (
+    SERVICE_EVENT,
+    Event,
+    deployment_blocked,
+    deployment_completed,
+    deployment_failed,
+    started_tasks,
+    steady_state,
+    stopped_tasks,
+    unable_to_place,
+)
+from ..model.service import (
+    ACTIVE_DEPLOYMENT,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PRIMARY,
+    SERVICE_ACTIVE,
+    SERVICE_DRAINING,
+    SERVICE_INACTIVE,
+    Deployment,
+    Service,
+    ServiceEvent,
+    circuit_breaker_threshold,
+    new_deployment_id,
+)
+from ..model.state import StateStore
+from ..model.task import RUNNING, SERVICE_SCHEDULER_INITIATED, STOPPED, Task, reason_scaling_activity
+from ..placement import place_tasks
+from ..placement.requests import for_service
+from ..scheduling.rolling import UNHEALTHY, TaskView, plan_rolling_step
+from .agent import ClusterAgent
+
+log = logging.getLogger(__name__)
+
+HEALTHY_AFTER_S = 40         # no load balancer, no container health check: healthy 40 s after RUNNING
+RECONCILE_EVERY_S = 5        # AWS seconds between passes
+EVENT_REPEAT_S = 300         # the same placement failure is not repeated sooner than this
+MAX_EVENTS = 100             # DescribeServices shows the latest 100
+REASON_CONTAINER_HEALTH = "Task failed container health checks"
+
+
+class ServiceScheduler:
+    def __init__(self, store: StateStore, agent: ClusterAgent, clock: Clock, *,
+                 rng: random.Random | None = None) -> None:
+        self.store, self.agent, self.clock = store, agent, clock
+        self.rng = rng or random.Random()
+        self._counted_failures: set[str] = set()
+        self._last_event: dict[str, tuple[str, float]] = {}
+
+    async def run(self) -> None:
+        while True:
+            self.reconcile_all()
+            await self.clock.sleep(RECONCILE_EVERY_S)
+
+    def reconcile_all(self) -> None:
+        for service in self.store.list("service"):
+            if service.status != SERVICE_INACTIVE:
+                try:
+                    self.reconcile(service)
+                except Exception:
+                    log.exception("reconciling service %s failed", service.service_name)
+
+    # --- one pass ------------------------------------------------------------------
+
+    def reconcile(self, service: Service) -> None:
+        now = self.clock.now()
+        tasks = self._tasks(service)
+        live = [t for t in tasks if t.last_status != STOPPED and t.desired_status != STOPPED]
+        primary = service.primary
+        if primary is None:
+            return
+        self._count_failures(service, primary, tasks)
+        desired = service.desired_count if service.status == SERVICE_ACTIVE else 0
+        cfg = service.deployment_configuration
+        step = plan_rolling_step(desired, cfg.maximum_percent, cfg.minimum_healthy_percent, primary.id,
+                                 [self._view(service, t, now) for t in live])
+        if primary.rollout_state == FAILED:
+            step.start = 0  # a FAILED deployment launches nothing
+        stopped = self._apply_stops(service, step.stop, {t.task_arn: t for t in live})
+        started = self._start(service, primary, step.start) if step.start else []
+        if step.blocked:
+            self._event(service, deployment_blocked(service.service_name), repeat_after=EVENT_REPEAT_S)
+        if started:
+            self._event(service, started_tasks(service.service_name, [t.task_id for t in started]))
+        if stopped:
+            self._event(service, stopped_tasks(service.service_name, [t.task_id for t in stopped]))
+        self._update_counts(service, now)
+
+    def _tasks(self, service: Service) -> list[Task]:
+        return [t for t in self.store.list("task")
+                if t.group == service.task_group and t.cluster_arn == service.cluster_arn]
+
+    def _view(self, service: Service, task: Task, now: float) -> TaskView:
+        running = task.last_status == RUNNING
+        td = self.store.get("task_definition", task.task_definition_arn)
+        checked = td is not None and any(c.essential and c.health_check for c in td.container_definitions)
+        since = now - (task.started_at or now)
+        grace = service.health_check_grace_period_seconds or 0
+        if checked:
+            healthy = running and task.health_status == "HEALTHY"
+            failed = running and task.health_status == "UNHEALTHY" and since >= grace
+        else:
+            healthy, failed = running and since >= HEALTHY_AFTER_S, False
+        return TaskView(task.task_arn, task.started_by or "", running, healthy, failed)
+
+    def _apply_stops(self, service: Service, stops: list[tuple[str, str]], live: dict[str, Task]) -> list[Task]:
+        stopped = []
+        for arn, why in stops:
+            task = live[arn]
+            reason = REASON_CONTAINER_HEALTH if why == UNHEALTHY else reason_scaling_activity(task.started_by or "")
+            stopped.append(self._stop(task, reason))
+        return stopped
+
+    def _stop(self, task: Task, reason: str) -> Task:
+        self.agent.request_stop_task(task, reason, SERVICE_SCHEDULER_INITIATED)
+        return task
+
+    def _start(self, service: Service, primary: Deployment, count: int) -> list[Task]:
+        td = self.store.get("task_definition", primary.task_definition)
+        cluster = short_name(service.cluster_arn)
+        snapshot = self.agent.snapshot(cluster)
+        if not snapshot.slots:
+            self._event(service, unable_to_place(service.service_name,
+                                                 "Reason: No Container Instances were found in your cluster."),
+                        repeat_after=EVENT_REPEAT_S)
+            return []
+        plan = place_tasks(snapshot, for_service(service, td, count), self.rng)
+        started = self.agent.create_tasks(service.cluster_arn, td, plan.placements, service.task_group,
+                                          started_by=primary.id)
+        if plan.failures:
+            self._event(service, unable_to_place(service.service_name, plan.failures[0].service_event_detail()),
+                        repeat_after=EVENT_REPEAT_S)
+        return started
+
+    # --- the circuit breaker --------------------------------------------------------
+
+    def _count_failures(self, service: Service, primary: Deployment, tasks: list[Task]) -> None:
+        """Tasks of the PRIMARY that stopped before RUNNING, or for failed health checks, count against it."""
+        breaker = service.deployment_configuration.deployment_circuit_breaker
+        if not breaker.enable or primary.rollout_state != IN_PROGRESS:
+            return
+        for t in tasks:
+            if t.started_by != primary.id or t.last_status != STOPPED or t.task_arn in self._counted_failures:
+                continue
+            failed_to_start = t.started_at is None and t.stop_code != SERVICE_SCHEDULER_INITIATED
+            failed_health = t.stopped_reason == REASON_CONTAINER_HEALTH or "failed ELB health" in (t.stopped_reason or "")
+            if failed_to_start or failed_health or (t.stopped_reason or "").startswith("Essential container"):
+                self._counted_failures.add(t.task_arn)
+                primary.failed_tasks += 1
+        if primary.failed_tasks >= circuit_breaker_threshold(service.desired_count):
+            self._trip(service, primary)
+
+    def _trip(self, service: Service, primary: Deployment) -> None:
+        now = self.clock.now()
+        primary.rollout_state = FAILED
+        primary.rollout_state_reason = "ECS deployment circuit breaker: tasks failed to start."
+        self._event(service, deployment_failed(service.service_name, primary.id))
+        breaker = service.deployment_configuration.deployment_circuit_breaker
+        previous = next((d for d in service.deployments if d.status == ACTIVE_DEPLOYMENT
+                         and d.rollout_state == COMPLETED), None)
+        if not breaker.rollback or previous is None:
+            return
+        rollback = Deployment(id=new_deployment_id(self.rng), status=PRIMARY, task_definition=previous.task_definition,
+                              desired_count=service.desired_count, created_at=now, updated_at=now,
+                              rollout_state=IN_PROGRESS,
+                              rollout_state_reason=f"ECS deployment circuit breaker: rolling back to deploymentId "
+                                                   f"{previous.id}.")
+        primary.status = ACTIVE_DEPLOYMENT
+        service.deployments.insert(0, rollback)
+        service.task_definition = previous.task_definition
+        self._event(service, f"(service {service.service_name}) (deployment {primary.id}) deployment failed: "
+                             f"rolling back to deployment {previous.id}.")
+
+    # --- counts, deployments, events ---------------------------------------------------
+
+    def _update_counts(self, service: Service, now: float) -> None:
+        tasks = [t for t in self._tasks(service) if t.last_status != STOPPED]
+        service.running_count = sum(1 for t in tasks if t.last_status == RUNNING)
+        service.pending_count = len(tasks) - service.running_count
+        primary = service.primary
+        kept = []
+        for d in service.deployments:
+            mine = [t for t in tasks if t.started_by == d.id]
+            d.running_count = sum(1 for t in mine if t.last_status == RUNNING)
+            d.pending_count = len(mine) - d.running_count
+            if d is primary:
+                d.desired_count = service.desired_count if service.status == SERVICE_ACTIVE else 0
+            else:
+                d.desired_count = 0
+                if not mine:
+                    continue  # drained: INACTIVE deployments leave the list, as in DescribeServices
+            kept.append(d)
+        service.deployments = kept
+        if primary and primary.rollout_state == IN_PROGRESS and len(kept) == 1 and self._steady(service, tasks, now):
+            primary.rollout_state = COMPLETED
+            primary.rollout_state_reason = f"ECS deployment {primary.id} completed."
+            primary.updated_at = now
+            self._event(service, deployment_completed(service.service_name, primary.id))
+            self._event(service, steady_state(service.service_name))
+        if service.status == SERVICE_DRAINING and not tasks:
+            service.status = SERVICE_INACTIVE
+        self._save(service)
+
+    def _steady(self, service: Service, tasks: list[Task], now: float) -> bool:
+        primary = service.primary
+        mine = [t for t in tasks if t.started_by == primary.id and t.desired_status != STOPPED]
+        return len(mine) == service.desired_count == len(tasks) and all(
+            self._view(service, t, now).healthy for t in mine)
+
+    def _event(self, service: Service, message: str, *, repeat_after: float | None = None) -> None:
+        now = self.clock.now()
+        if repeat_after is not None:
+            last = self._last_event.get(service.service_arn)
+            if last and last[0] == message and now - last[1] < repeat_after:
+                return
+        self._last_event[service.service_arn] = (message, now)
+        service.events.insert(0, ServiceEvent(id=f"{self.rng.getrandbits(128):032x}", created_at=now,
+                                              message=message))
+        del service.events[MAX_EVENTS:]
+        with self.store.transaction() as tx:
+            tx.record(Event(SERVICE_EVENT, service.service_arn, message))
+
+    def _save(self, service: Service) -> None:
+        with self.store.transaction() as tx:
+            tx.put("service", service.service_arn, service)
