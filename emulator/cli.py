@@ -8,8 +8,10 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
+from .app import DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_STATE_DIR
 from .errors import AwsError
 from .model.instance_types import INSTANCE_TYPES
 from .scenario import StackError, load_default_stack, load_stack
@@ -54,7 +56,102 @@ def _parser() -> argparse.ArgumentParser:
     place.add_argument("--seed", type=int, default=0, help="seed for placement tie-breaks")
     place.add_argument("--json", action="store_true", help="JSON for scripts")
     place.set_defaults(run=_place)
+
+    serve = sub.add_parser("serve", help="run the emulator in the foreground (Ctrl-C stops it; instances keep running)")
+    _stack_and_state(serve)
+    serve.set_defaults(run=_serve)
+
+    start = sub.add_parser("start", help="run the emulator in the background (log: STATE_DIR/ecsemu.log)")
+    _stack_and_state(start)
+    start.add_argument("--wait", type=float, default=300, metavar="SECONDS", help="how long to wait for it to be ready")
+    start.set_defaults(run=_start)
+
+    stop = sub.add_parser("stop", help="stop the background emulator (its instances and tasks keep running)")
+    stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
+    stop.set_defaults(run=_stop)
+
+    down = sub.add_parser("down", help="stop the emulator and remove every instance, task, volume and file it made")
+    down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
+    down.set_defaults(run=_down)
     return parser
+
+
+def _stack_and_state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", nargs="?", help="stack YAML file (default: the built-in stack)")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
+    parser.add_argument("--api-host", default=DEFAULT_API_HOST,
+                        help="address of the AWS-compatible API (0.0.0.0 to reach it from other containers)")
+    parser.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="port of the API (default 4566)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from .app import Emulator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stack = _stack(args.stack)
+
+    async def run() -> None:
+        emulator = Emulator(stack, state_dir=args.state_dir, api_host=args.api_host, api_port=args.api_port)
+        await emulator.start()
+        print(f"ecsemu: ready (stack {stack.source}, state {args.state_dir}, "
+              f"API http://{args.api_host}:{emulator.api_port})", flush=True)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        print("ecsemu: stopping (instances and tasks keep running; the next start adopts them)", flush=True)
+        await emulator.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    import time
+
+    from .daemon import log_file, running_pid, start_background
+
+    pid = running_pid(args.state_dir)
+    if pid is not None:
+        print(f"ecsemu is already running (pid {pid}, state {args.state_dir}); `ecsemu stop` stops it.")
+        return 0
+    _stack(args.stack)  # a bad stack fails here, before anything starts
+    serve_args = ([args.stack] if args.stack else []) + [
+        "--state-dir", str(args.state_dir), "--api-host", args.api_host, "--api-port", str(args.api_port)]
+    pid = start_background(serve_args, args.state_dir)
+    log = log_file(args.state_dir)
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        if running_pid(args.state_dir) is None:
+            print(f"ecsemu: the emulator exited while starting; see {log}", file=sys.stderr)
+            return 1
+        if "ecsemu: ready" in log.read_text(errors="replace"):
+            print(f"ecsemu: running in the background (pid {pid}); log: {log}")
+            return 0
+        time.sleep(0.2)
+    print(f"ecsemu: not ready after {args.wait:.0f} s; see {log}", file=sys.stderr)
+    return 1
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from .daemon import stop_background
+
+    print("ecsemu: stopped" if stop_background(args.state_dir) else "ecsemu: not running")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from .daemon import remove_everything_sync, stop_background
+
+    stop_background(args.state_dir)
+    removed = remove_everything_sync(args.state_dir)
+    print(f"ecsemu: down ({removed} instance(s) removed with their tasks and volumes)")
+    return 0
 
 
 def _stack(path: str | None):

@@ -332,6 +332,20 @@ class DockerRuntime:
             self._start_watcher(inst)
         return found
 
+    async def adopt_or_list(self) -> list[InstanceStatus]:
+        """Every instance of this owner: running ones adopted (so they can be terminated), others listed.
+
+        Stopped instance containers are adopted too, without waiting for a daemon."""
+        found = await self.adopt()
+        for status in found:
+            if status.ec2_instance_id not in self.instances:
+                container = await asyncio.to_thread(self.client.containers.get, status.runtime_id)
+                self.instances[status.ec2_instance_id] = _Instance(
+                    status.ec2_instance_id, status.cluster, status.instance_type, status.availability_zone,
+                    status.runtime_id or "", self.run_dir / status.ec2_instance_id, f"{container.name}-data",
+                    status.address, docker.DockerClient(base_url="unix:///nonexistent", timeout=1))
+        return found
+
     def _instance(self, ec2_instance_id: str) -> _Instance:
         try:
             return self.instances[ec2_instance_id]

@@ -96,7 +96,7 @@ class FakeRuntime:
     """The `Runtime` protocol in memory. See the module docstring for what it simulates."""
 
     def __init__(self, images: Iterable[str] | None = None, *, rng: random.Random | None = None,
-                 launch_delay: LaunchDelay | None = None) -> None:
+                 launch_delay: LaunchDelay | None = None, behave_like_sample_app: bool = False) -> None:
         # images=None: everything exists but MISSING_IMAGE_MARKER names; else exactly `images`.
         self._any_image = images is None
         self._images = {_normalize(i) for i in images or ()}
@@ -104,6 +104,9 @@ class FakeRuntime:
         self._rng = rng or random.Random()
         # Awaited before an instance registers, e.g. `lambda spec: clock.sleep(90)` on a FakeClock.
         self.launch_delay = launch_delay
+        # Containers act as the sample app would: health checks pass at once (or fail with
+        # START_UNHEALTHY=1), EXIT_ON_START=N exits at once. For the emulator process and simulations.
+        self.behave_like_sample_app = behave_like_sample_app
         self._instances: dict[str, _Instance] = {}
         self._by_cluster: dict[str, dict[str, _Instance]] = {}
         self._launching: set[str] = set()
@@ -198,7 +201,21 @@ class FakeRuntime:
         instance.tasks[spec.task_id] = task
         for status in task.containers.values():
             self._emit_container(instance, task, status)
+        if self.behave_like_sample_app:
+            self._sample_app_start(instance, task, spec)
         return _task_status(task)
+
+    def _sample_app_start(self, instance: _Instance, task: _Task, spec: TaskSpec) -> None:
+        """What the sample app does right after it starts: exit (EXIT_ON_START), or pass or fail its
+        health check (START_UNHEALTHY); the events follow the running event, as Docker's would."""
+        for container in spec.containers:
+            status = task.containers[container.name]
+            env = dict(container.environment)
+            if env.get("EXIT_ON_START"):
+                self._exit(instance, task, status, int(env["EXIT_ON_START"]), None)
+            elif status.health is not None:
+                status.health = "unhealthy" if env.get("START_UNHEALTHY") in ("1", "true") else "healthy"
+                self._emit_container(instance, task, status)
 
     async def stop_task(self, ec2_instance_id: str, task_id: str) -> None:
         """Every running container exits 0 at once; an unknown or stopped task is a no-op."""

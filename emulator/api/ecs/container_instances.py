@@ -1,0 +1,132 @@
+"""ECS's container-instance operations: list (with the cluster query language), describe, drain.
+
+A status change is written to the store and to the agent's placement
+snapshot (`ClusterSnapshot.touch`), so placement stops choosing a DRAINING
+instance at once. Moving the tasks off it is the service scheduler's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Collection, Mapping
+
+from ...errors import InvalidParameterException
+from ...model.container_instance import ACTIVE, DRAINING, INACTIVE, ContainerInstance
+from ...model.events import INSTANCE_STATE_CHANGE, Event
+from ...model.cluster import Cluster
+from ...placement.query import QuerySyntaxError, compile_expression
+from ..backend import Backend
+from ..params import Params, page
+from .common import MAX_DESCRIBE, at_most, cluster_of, instance_arn, instances_of
+
+INSTANCE_STATUSES = ("ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED")
+SETTABLE_STATUSES = (ACTIVE, DRAINING)
+MAX_STATE_UPDATES = 10
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """A container instance as the cluster query language reads it (`task:group` included)."""
+
+    ec2_instance_id: str
+    agent_connected: bool
+    agent_version: str
+    registered_at: float
+    running_tasks_count: int
+    attributes: Mapping[str, str | None]
+    task_groups: Collection[str]
+
+
+# --- core ----------------------------------------------------------------------------
+
+
+def filter_instances(backend: Backend, instances: list[ContainerInstance], expression: str) -> list[ContainerInstance]:
+    """The instances matching a `--filter` expression; InvalidParameterException for bad syntax."""
+    try:
+        compiled = compile_expression(expression)
+    except QuerySyntaxError as exc:
+        raise InvalidParameterException(str(exc)) from None
+    groups: dict[str, set[str]] = {}
+    for task in backend.store.list("task"):
+        if task.holds_resources:
+            groups.setdefault(task.container_instance_arn or "", set()).add(task.group)
+    return [ci for ci in instances if compiled.matches(InstanceFacts(
+        ci.ec2_instance_id, ci.agent_connected, ci.agent_version, ci.registered_at, ci.running_tasks_count,
+        ci.attributes, groups.get(ci.container_instance_arn, set())))]
+
+
+def set_instance_status(backend: Backend, cluster: Cluster, instances: list[ContainerInstance],
+                        status: str) -> None:
+    """ACTIVE or DRAINING, in the store and in the agent's placement snapshot."""
+    changed = [ci for ci in instances if ci.status != status]
+    with backend.store.transaction() as tx:
+        for ci in changed:
+            ci.status = status
+            ci.version += 1
+            tx.put("container_instance", ci.container_instance_arn, ci)
+            tx.record(Event(INSTANCE_STATE_CHANGE, ci.container_instance_arn,
+                            f"container instance {ci.instance_id} ({ci.ec2_instance_id}) set to {status}",
+                            detail={"status": status}))
+    snapshot = backend.agent.snapshot(cluster.cluster_name)
+    for ci in changed:
+        with contextlib.suppress(KeyError):
+            idx = snapshot.index_of(ci.container_instance_arn)
+            snapshot.slots[idx].status = status
+            snapshot.touch(idx)
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+async def list_container_instances_op(backend: Backend, params: Params) -> dict[str, Any]:
+    cluster = cluster_of(backend, params)
+    status = params.enum("status", INSTANCE_STATUSES)
+    instances = [ci for ci in instances_of(backend, cluster) if status is None or ci.status == status]
+    if "filter" in params:
+        instances = filter_instances(backend, instances, params.str("filter"))
+    items, more = page([ci.container_instance_arn for ci in instances], params)
+    return {"containerInstanceArns": items, **more}
+
+
+async def describe_container_instances_op(backend: Backend, params: Params) -> dict[str, Any]:
+    cluster = cluster_of(backend, params)
+    refs = at_most(params.str_list("containerInstances", required=True), MAX_DESCRIBE, "containerInstances")
+    include_tags = "TAGS" in (params.str_list("include") or [])
+    found, failures = [], []
+    for ref in refs:
+        arn = instance_arn(backend, cluster, ref)
+        ci = backend.store.get("container_instance", arn)
+        if ci is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+            continue
+        data = ci.to_api()
+        if not include_tags:
+            data.pop("tags", None)
+        found.append(data)
+    return {"containerInstances": found, "failures": failures}
+
+
+async def update_container_instances_state_op(backend: Backend, params: Params) -> dict[str, Any]:
+    cluster = cluster_of(backend, params)
+    refs = at_most(params.str_list("containerInstances", required=True), MAX_STATE_UPDATES, "containerInstances")
+    status = params.enum("status", INSTANCE_STATUSES, required=True)
+    if status not in SETTABLE_STATUSES:
+        raise InvalidParameterException("Container instance status can only be updated to ACTIVE or DRAINING.")
+    found, failures = [], []
+    for ref in refs:
+        arn = instance_arn(backend, cluster, ref)
+        ci = backend.store.get("container_instance", arn)
+        if ci is None or ci.status == INACTIVE:
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(ci)
+    set_instance_status(backend, cluster, found, status)
+    return {"containerInstances": [ci.to_api() for ci in found], "failures": failures}
+
+
+OPERATIONS = {
+    "ListContainerInstances": list_container_instances_op,
+    "DescribeContainerInstances": describe_container_instances_op,
+    "UpdateContainerInstancesState": update_container_instances_state_op,
+}

@@ -1,0 +1,138 @@
+"""The emulator process: builds the object graph from a stack and runs its loops on one asyncio loop.
+
+State lives in `<state dir>/state.db`; on start the process recovers what
+its previous run left (instances and tasks are adopted, not recreated),
+applies the stack idempotently (a stack's instances and services are
+created once; a changed task definition becomes a new revision), and runs
+the agent's event follower, the Auto Scaling groups and the service
+scheduler. The API endpoint and the ALB listeners join it as they land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from .api.backend import Backend
+from .api.protocol import make_app
+from .clock import RealClock
+from .control.agent import ClusterAgent
+from .control.asg import AutoScalingGroups
+from .control.recovery import recover
+from .control.registry import register_task_definition
+from .control.service_scheduler import ServiceScheduler
+from .model.arn import service_arn
+from .model.service import SERVICE_INACTIVE
+from .model.shapes import to_api
+from .model.state import StateStore
+from .model.task_definition import TaskDefinition
+from .runtime.base import Runtime
+from .scenario import Stack
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path.home() / ".ecsemu"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 4566
+
+
+@dataclass
+class Emulator:
+    stack: Stack
+    state_dir: Path = DEFAULT_STATE_DIR
+    runtime: Runtime | None = None
+    clock: RealClock | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    api_host: str = DEFAULT_API_HOST
+    api_port: int | None = DEFAULT_API_PORT   # None: no API endpoint (tests that drive the core directly)
+    loops: list[asyncio.Task] = field(default_factory=list)
+    api_runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = self.clock or RealClock(self.stack.settings.time_scale)
+        self.store = StateStore(str(self.state_dir / "state.db"), clock=self.clock)
+        if self.runtime is None:
+            from .runtime.docker_runtime import DockerRuntime
+            self.runtime = DockerRuntime(state_dir=self.state_dir)
+        scale = self.stack.settings.instance_resource_scale
+        self.agent = ClusterAgent(self.store, self.runtime, self.clock, region=self.stack.settings.region,
+                                  cpu_scale=scale.cpu, memory_scale=scale.memory,
+                                  logs_dir=self.state_dir / "logs", rng=self.rng)
+        self.asgs = AutoScalingGroups(self.store, self.agent, self.clock, rng=self.rng)
+        self.scheduler = ServiceScheduler(self.store, self.agent, self.clock, rng=self.rng)
+        counts = await recover(self.agent)
+        log.info("recovered: %s", counts)
+        self.apply_stack()
+        loop = asyncio.get_running_loop()
+        self.loops = [loop.create_task(self.agent.follow_events(), name="agent-events"),
+                      loop.create_task(self.asgs.run(), name="auto-scaling-groups"),
+                      loop.create_task(self.scheduler.run(), name="service-scheduler")]
+        if self.api_port is not None:
+            await self._start_api()
+
+    async def _start_api(self) -> None:
+        """The AWS-compatible endpoint (ECS's JSON 1.1 protocol) on api_host:api_port."""
+        backend = Backend(self.store, self.clock, self.agent, self.stack.settings.region, self.rng)
+        self.api_runner = web.AppRunner(make_app(backend), access_log=None)
+        await self.api_runner.setup()
+        site = web.TCPSite(self.api_runner, self.api_host, self.api_port)
+        await site.start()
+        self.api_port = site._server.sockets[0].getsockname()[1]  # the real one when 0 was asked for
+
+    def apply_stack(self) -> None:
+        """Create what the stack declares and the state doesn't have yet (safe to repeat)."""
+        stack, store = self.stack, self.store
+        cluster = store.get("cluster", stack.cluster.cluster_arn)
+        if cluster is None or cluster.status != "ACTIVE":
+            with store.transaction() as tx:
+                tx.put("cluster", stack.cluster.cluster_arn, stack.cluster)
+        for td in stack.task_definitions:
+            self._register_if_changed(td)
+        for asg in stack.auto_scaling_groups:
+            existing = store.get("auto_scaling_group", asg.auto_scaling_group_name)
+            self.asgs.put(existing or asg, stack.cluster.cluster_name)  # scaling may have moved its desired
+        for req in stack.services:
+            arn = service_arn(stack.cluster.cluster_name, req.service_name, region=stack.settings.region)
+            existing = store.get("service", arn)
+            if existing is None or existing.status == SERVICE_INACTIVE:
+                from .control.services import create_service
+                req.cluster = stack.cluster.cluster_name
+                create_service(store, self.clock, req, region=stack.settings.region, rng=self.rng)
+
+    def _register_if_changed(self, td: TaskDefinition) -> None:
+        latest = max((t for t in self.store.list("task_definition") if t.family == td.family and t.status == "ACTIVE"),
+                     key=lambda t: t.revision, default=None)
+        if latest is None or _content(latest) != _content(td):
+            register_task_definition(self.store, td, self.clock.now(), region=self.stack.settings.region)
+
+    async def stop(self, *, terminate: bool = False) -> None:
+        """Stop the loops; with `terminate`, also every instance (and so every task) of this state."""
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
+        for task in self.loops:
+            task.cancel()
+        for task in self.loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if terminate:
+            for ci in self.store.list("container_instance"):
+                if ci.status != "INACTIVE":
+                    await self.agent.terminate_instance(ci.container_instance_arn)
+        await self.agent.settle()
+        await self.runtime.close()
+        self.store.close()
+
+
+def _content(td: TaskDefinition) -> dict:
+    """What makes two registrations the same task definition (not its revision, ARN or dates)."""
+    data = to_api(td)
+    for key in ("taskDefinitionArn", "revision", "status", "registeredAt", "deregisteredAt"):
+        data.pop(key, None)
+    return data
