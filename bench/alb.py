@@ -1,6 +1,6 @@
 """ALB throughput and added latency, side by side with a direct target and with nginx, in one run.
 
-    python bench/alb.py [--json] [--duration 5] [--rounds 3] [--backends 1]
+    python bench/alb.py [--json] [--duration 4] [--rounds 5] [--backends 1] [--tool hey|wrk]
 
 Starts trivial aiohttp backends on 127.0.0.1 (this file's `--serve-backend`
 mode), the ALB (`python -m emulator.alb.standalone`) and nginx (Debian's
@@ -20,6 +20,7 @@ line. Every child is stopped in `finally`; every load is bounded in time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -185,7 +186,7 @@ def hey(url: str, duration: float, *, concurrency: int, qps_per_worker: int | No
 
 
 def wrk(url: str, duration: float, *, concurrency: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", url],
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not rps:
@@ -232,6 +233,12 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         children.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
+    return summarize(args, throughput, latency)
+
+
+def summarize(args: argparse.Namespace, throughput: dict[str, list[dict]], latency: dict[str, list[dict]]) -> dict:
+    """Medians over rounds, the added latency (ALB minus direct), and which targets were met."""
+    urls = throughput
     rps = {k: median([r["rps"] for r in v]) for k, v in throughput.items()}
     p50 = {k: median([r["p50_ms"] for r in v]) for k, v in latency.items()}
     p99 = {k: median([r["p99_ms"] for r in v]) for k, v in latency.items()}
@@ -259,18 +266,14 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _uvloop_or_asyncio() -> str:
-    try:
-        import uvloop  # noqa: F401
-        return "uvloop"
-    except ImportError:
-        return "asyncio"
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load (bounded)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per load (bounded)")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backends", type=int, default=1)
     parser.add_argument("--tool", choices=["hey", "wrk"], default="hey", help="closed-loop load generator")
     parser.add_argument("--no-uvloop", action="store_true", help="run the ALB on asyncio's own loop")

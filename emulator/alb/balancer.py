@@ -21,7 +21,7 @@ AWS's rules (ecs-semantics.md section 6):
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence, Union
 
 # --- states and reason codes (ELBv2 TargetHealth) -------------------------------
@@ -122,10 +122,10 @@ class TargetState:
     registered_at: float = 0.0
     draining_until: float | None = None  # AWS time when a draining target becomes unused
     drained: bool = False                # draining with nothing in flight: done early
+    target_id: str = field(init=False)   # "ip:port", kept (the proxy counts requests by it)
 
-    @property
-    def target_id(self) -> str:
-        return self.target.target_id
+    def __post_init__(self) -> None:
+        self.target_id = self.target.target_id
 
     @property
     def host(self) -> str:
@@ -207,26 +207,20 @@ def routable_targets(targets: Iterable[TargetState], minimum_healthy: int = 1) -
 class TargetSet:
     """The targets of one group, with the routable tuple cached between changes.
 
-    The proxy asks `routable` on every request, so it is recomputed only when a
-    state changes (`invalidate`), never per request.
+    The proxy reads `routable` on every request, so it is a plain attribute,
+    recomputed when a state changes (`invalidate`), never per request.
     """
 
-    __slots__ = ("targets", "minimum_healthy", "_routable")
+    __slots__ = ("targets", "minimum_healthy", "routable")
 
     def __init__(self, minimum_healthy: int = 1) -> None:
         self.targets: dict[str, TargetState] = {}
         self.minimum_healthy = minimum_healthy
-        self._routable: tuple[TargetState, ...] | None = None
+        self.routable: tuple[TargetState, ...] = ()
 
     def invalidate(self) -> None:
-        self._routable = None
-
-    @property
-    def routable(self) -> tuple[TargetState, ...]:
-        r = self._routable
-        if r is None:
-            r = self._routable = routable_targets(self.targets.values(), self.minimum_healthy)
-        return r
+        """Call after changing `targets` or a target's state."""
+        self.routable = routable_targets(self.targets.values(), self.minimum_healthy)
 
     @property
     def failing_open(self) -> bool:

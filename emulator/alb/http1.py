@@ -15,6 +15,7 @@ shapes (Transfer-Encoding with Content-Length, conflicting lengths) -> 400.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import random
 import re
 import time
@@ -82,24 +83,34 @@ class ResponseHead:
 class Forwarding:
     """The X-Forwarded-* headers for one client connection, prepared once."""
 
-    __slots__ = ("client_ip", "suffix")
+    __slots__ = ("client_ip", "suffix", "host")
 
-    def __init__(self, client_ip: str, listener_port: int, proto: str = "http") -> None:
+    def __init__(self, client_ip: str, listener_port: int, proto: str = "http",
+                 listener_host: str = "127.0.0.1") -> None:
         self.client_ip = client_ip.encode("ascii")
         self.suffix = b"X-Forwarded-Proto: %s\r\nX-Forwarded-Port: %d\r\n" % (proto.encode(), listener_port)
+        # For HTTP/1.0 requests without Host: ALB adds one naming itself and the listener port.
+        self.host = b"Host: %s:%d\r\n" % (listener_host.encode("ascii"), listener_port)
 
 
 _trace_second = -1
 _trace_prefix = b""
+_trace_count = itertools.count()
 
 
 def trace_header() -> bytes:
-    """`X-Amzn-Trace-Id: Root=1-<epoch hex>-<96 random bits hex>` and its CRLF."""
+    """`X-Amzn-Trace-Id: Root=1-<epoch hex>-<24 hex>` and its CRLF.
+
+    The 24 hex digits are 64 random bits drawn once a second and a 32-bit
+    counter: unique like AWS's, at a fraction of the cost of 96 random bits
+    per request.
+    """
     global _trace_second, _trace_prefix
     now = int(time.time())
     if now != _trace_second:
-        _trace_second, _trace_prefix = now, b"X-Amzn-Trace-Id: Root=1-%08x-" % now
-    return _trace_prefix + b"%024x\r\n" % random.getrandbits(96)
+        _trace_second = now
+        _trace_prefix = b"X-Amzn-Trace-Id: Root=1-%08x-%016x" % (now, random.getrandbits(64))
+    return _trace_prefix + b"%08x\r\n" % (next(_trace_count) & 0xFFFFFFFF)
 
 
 # --- requests ------------------------------------------------------------------------
@@ -147,13 +158,17 @@ def _rewrite_request(head: bytes, fwd: Forwarding, tokens: set[bytes], trace: by
         first = first[:-3] + b"1.1"
     out = [first, b"\r\n"]
     forwarded_for: list[bytes] = []
+    has_host = False
     for line in head[line_end + 2:-4].split(b"\r\n") if len(head) > line_end + 4 else ():
         name, _, value = line.partition(b":")
         lname = name.lower()
         if lname == b"x-forwarded-for":
             forwarded_for.append(value.strip(b" \t"))
         elif lname not in drop:
+            has_host = has_host or lname == b"host"
             out += (line, b"\r\n")
+    if not has_host:
+        out.append(fwd.host)
     forwarded_for.append(fwd.client_ip)
     out += (b"X-Forwarded-For: ", b", ".join(v for v in forwarded_for if v), b"\r\n", fwd.suffix, trace, b"\r\n")
     return b"".join(out)
@@ -301,9 +316,12 @@ class ChunkedScanner:
 
 # --- the ALB's own answers ------------------------------------------------------------
 
+ALB_PHRASES = {503: "Service Temporarily Unavailable"}  # ALB's own wording
+
+
 def error_response(status: int, *, keep_alive: bool) -> bytes:
     """An answer the ALB makes itself, as ALB words it (`Server: awselb/2.0`, its HTML page)."""
-    phrase = HTTPStatus(status).phrase
+    phrase = ALB_PHRASES.get(status) or HTTPStatus(status).phrase
     body = (f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
             f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n").encode()
     head = (f"HTTP/1.1 {status} {phrase}\r\nServer: awselb/2.0\r\n"

@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=3600.0, help="exit after this long (bounded)")
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with other processes")
     return parser.parse_args(argv)
 
 
@@ -66,7 +67,7 @@ async def run(args: argparse.Namespace) -> dict:
             host, _, port = item.rpartition(":")
             targets.append(Target(host, int(port)))
         runtime.register(targets)
-        listener = await proxy.add_listener(runtime, args.port, args.host)
+        listener = await proxy.add_listener(runtime, args.port, args.host, reuse_port=args.reuse_port)
         print(f"listening {listener.port}", flush=True)
         try:
             await asyncio.wait_for(stop.wait(), args.seconds)

@@ -215,6 +215,10 @@ class TargetGroupRuntime:
     # --- routing ------------------------------------------------------------------------
 
     def choose(self) -> TargetState | None:
+        """The target for the next request (None: nothing registered, the ALB's 503)."""
+        routable = self.targets.routable
+        if len(routable) == 1:  # the common small case, without the algorithm's bookkeeping
+            return routable[0]
         return b.choose_target(self.targets, self.algorithm, self.counter)
 
     def request_done(self, ts: TargetState) -> None:

@@ -31,6 +31,7 @@ from ..model.task import (
     ESSENTIAL_CONTAINER_EXITED,
     PENDING,
     REASON_ESSENTIAL_EXITED,
+    REASON_FAILED_TO_START,
     REASON_USER,
     RUNNING,
     STOPPED,
@@ -258,6 +259,10 @@ class ClusterAgent:
             status = await self.runtime.run_task(spec)
         except (RuntimeFailure, InstanceNotFound) as exc:
             self._failed_to_start(arn, str(exc))
+            return
+        except Exception as exc:  # Docker unreachable, the instance vanishing mid-start, ...
+            log.warning("task %s failed to start: %s", task.task_id, exc)
+            self._failed_to_start(arn, f"{REASON_FAILED_TO_START}: {exc}")
             return
         task = self.store.get("task", arn)
         if task is None or task.last_status == STOPPED:

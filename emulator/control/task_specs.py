@@ -2,8 +2,10 @@
 
 The environment carries what ECS's container metadata would tell the app
 (task id, container instance id, AZ, cluster), so the sample app can say
-who answered. AWS durations (health-check timing, stopTimeout) are played
-`time_scale` times faster, with floors that keep real processes workable.
+who answered. AWS durations (the health check's interval and start period,
+stopTimeout) are played `time_scale` times faster, with floors that keep
+real processes workable; a health check's timeout is how long a real
+command may take, so it is not scaled.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from ..model.task import Task
 from ..model.task_definition import DEFAULT_STOP_TIMEOUT_S, ContainerDefinition, TaskDefinition
 from ..runtime.base import ContainerSpec, HealthCheckSpec, PortMappingSpec, TaskSpec
 
-MIN_HEALTH_INTERVAL_S = 0.5
-MIN_HEALTH_TIMEOUT_S = 0.5
+MIN_HEALTH_INTERVAL_S = 1.0
 MIN_STOP_TIMEOUT_S = 2.0
 
 
@@ -72,7 +73,7 @@ def _health_check(c: ContainerDefinition, time_scale: float) -> HealthCheckSpec 
     return HealthCheckSpec(
         command=tuple(hc.command),
         interval_s=max(MIN_HEALTH_INTERVAL_S, hc.interval / time_scale),
-        timeout_s=max(MIN_HEALTH_TIMEOUT_S, hc.timeout / time_scale),
+        timeout_s=hc.timeout,
         retries=hc.retries,
         start_period_s=(hc.start_period or 0) / time_scale,
     )
