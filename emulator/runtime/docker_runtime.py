@@ -476,6 +476,8 @@ class DockerRuntime:
 
     async def close(self) -> None:
         self._closed = True
+        with contextlib.suppress(OSError):
+            self.run_dir.rmdir()  # only when no instance's socket folder is left in it
         for inst in self.instances.values():
             inst.closing = True
             inst.inner.close()
