@@ -49,6 +49,7 @@ from ..placement import place_tasks
 from ..placement.requests import for_service
 from ..scheduling.rolling import UNHEALTHY, TaskView, plan_rolling_step
 from .agent import ClusterAgent
+from .services import live_tasks, refresh_counts
 
 log = logging.getLogger(__name__)
 
@@ -194,15 +195,12 @@ class ServiceScheduler:
     # --- counts, deployments, events ---------------------------------------------------
 
     def _update_counts(self, service: Service, now: float) -> None:
-        tasks = [t for t in self._tasks(service) if t.last_status != STOPPED]
-        service.running_count = sum(1 for t in tasks if t.last_status == RUNNING)
-        service.pending_count = len(tasks) - service.running_count
+        tasks = live_tasks(self.store, service)
+        refresh_counts(service, tasks)
         primary = service.primary
         kept = []
         for d in service.deployments:
             mine = [t for t in tasks if t.started_by == d.id]
-            d.running_count = sum(1 for t in mine if t.last_status == RUNNING)
-            d.pending_count = len(mine) - d.running_count
             if d is primary:
                 d.desired_count = service.desired_count if service.status == SERVICE_ACTIVE else 0
             else:

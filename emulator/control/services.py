@@ -154,8 +154,25 @@ def describe_services(store: StateStore, cluster: str | None, services: Sequence
         if svc is None:
             failures.append({"arn": arn, "reason": "MISSING"})
         else:
+            refresh_counts(svc, live_tasks(store, svc))  # true at the moment of the call
             found.append(svc)
     return found, failures
+
+
+def live_tasks(store: StateStore, svc: Service) -> list:
+    """The service's tasks that have not STOPPED (old deployments' included)."""
+    return [t for t in store.list("task")
+            if t.group == svc.task_group and t.cluster_arn == svc.cluster_arn and t.last_status != "STOPPED"]
+
+
+def refresh_counts(svc: Service, tasks: list) -> None:
+    """runningCount / pendingCount of the service and of each deployment, from its live tasks."""
+    svc.running_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+    svc.pending_count = len(tasks) - svc.running_count
+    for d in svc.deployments:
+        mine = [t for t in tasks if t.started_by == d.id]
+        d.running_count = sum(1 for t in mine if t.last_status == "RUNNING")
+        d.pending_count = len(mine) - d.running_count
 
 
 def list_services(store: StateStore, cluster: str | None, *, launch_type: str | None = None,

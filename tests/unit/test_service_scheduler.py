@@ -204,3 +204,19 @@ async def test_the_circuit_breaker_fails_a_broken_deployment_and_rolls_back(worl
     assert svc.primary.task_definition.endswith("web-app:1")  # rolled back to the last completed revision
     assert [t.containers[0].image for t in world.live()] == ["web-app:v1", "web-app:v1"]
     assert all(t.last_status == RUNNING for t in world.live())
+
+
+async def test_describe_services_counts_are_true_between_scheduler_passes(world):
+    from emulator.control.services import describe_services
+    world.service(2, world.register())
+    await world.settle(passes=1, advance=45)
+    victim = world.live()[0]
+    ci = world.store.get("container_instance", victim.container_instance_arn)
+
+    world.runtime.kill_container(ci.ec2_instance_id, victim.task_id, "web-app")
+    for event in world.runtime.drain_events():  # the task stops; no scheduler pass has run since
+        await world.agent.handle_event(event)
+    (svc,), _ = describe_services(world.store, CLUSTER, ["web-app-service"])
+
+    assert (svc.running_count, svc.pending_count) == (1, 0)
+    assert svc.primary.running_count == 1
