@@ -8,13 +8,13 @@ instance at once. Moving the tasks off it is the service scheduler's job.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from ...errors import InvalidParameterException
 from ...model.container_instance import ACTIVE, DRAINING, INACTIVE, ContainerInstance
 from ...model.events import INSTANCE_STATE_CHANGE, Event
 from ...model.cluster import Cluster
+from ...placement.snapshot import ClusterSnapshot
 from ...placement.query import QuerySyntaxError, compile_expression
 from ..backend import Backend
 from ..params import Params, page
@@ -23,19 +23,6 @@ from .common import MAX_DESCRIBE, at_most, cluster_of, instance_arn, instances_o
 INSTANCE_STATUSES = ("ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED")
 SETTABLE_STATUSES = (ACTIVE, DRAINING)
 MAX_STATE_UPDATES = 10
-
-
-@dataclass(frozen=True)
-class InstanceFacts:
-    """A container instance as the cluster query language reads it (`task:group` included)."""
-
-    ec2_instance_id: str
-    agent_connected: bool
-    agent_version: str
-    registered_at: float
-    running_tasks_count: int
-    attributes: Mapping[str, str | None]
-    task_groups: Collection[str]
 
 
 # --- core ----------------------------------------------------------------------------
@@ -47,13 +34,9 @@ def filter_instances(backend: Backend, instances: list[ContainerInstance], expre
         compiled = compile_expression(expression)
     except QuerySyntaxError as exc:
         raise InvalidParameterException(str(exc)) from None
-    groups: dict[str, set[str]] = {}
-    for task in backend.store.list("task"):
-        if task.holds_resources:
-            groups.setdefault(task.container_instance_arn or "", set()).add(task.group)
-    return [ci for ci in instances if compiled.matches(InstanceFacts(
-        ci.ec2_instance_id, ci.agent_connected, ci.agent_version, ci.registered_at, ci.running_tasks_count,
-        ci.attributes, groups.get(ci.container_instance_arn, set())))]
+    # The placement snapshot's slots are exactly what the query language reads (task groups included).
+    slots = ClusterSnapshot.from_state(instances, backend.store.list("task")).slots
+    return [ci for ci, slot in zip(instances, slots) if compiled.matches(slot)]
 
 
 def set_instance_status(backend: Backend, cluster: Cluster, instances: list[ContainerInstance],
