@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_views
 from .app import DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_STATE_DIR
+from .cli_client import DEFAULT_ENDPOINT, ENDPOINT_ENV, EmulatorClient, EmulatorUnreachable, resolve_endpoint
+from .cli_views import print_table
 from .errors import AwsError
 from .model.instance_types import INSTANCE_TYPES
 from .scenario import StackError, load_default_stack, load_stack
@@ -29,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StackError, AwsError, PlanError) as exc:
         print(f"ecsemu: {exc}", file=sys.stderr)
         return 2
+    except EmulatorUnreachable as exc:
+        print(f"ecsemu: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="memory the OS and agent keep (default: 512 MiB, an eighth below 4 GiB)")
     types.add_argument("--json", action="store_true", help="JSON for scripts")
     types.set_defaults(run=_instance_types)
+
+    load = sub.add_parser("load", help="bounded HTTP load on this machine (hey's summary: rate, latency, codes)")
+    load.add_argument("url", nargs="?", default="http://127.0.0.1:8080/cpu?ms=50",
+                      help="what to load (default: the default stack's ALB, CPU endpoint)")
+    load.add_argument("--rate", type=float, default=50.0, help="requests per second (default 50)")
+    load.add_argument("--closed-loop", action="store_true", help="as fast as --concurrency allows instead")
+    load.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    load.add_argument("--concurrency", type=int, default=50, help="most requests in flight (default 50)")
+    load.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (default 10)")
+    load.add_argument("--json", action="store_true", help="JSON for scripts")
+    load.set_defaults(run=_load)
 
     validate = sub.add_parser("validate", help="check a stack file (the default stack if none given)")
     validate.add_argument("stack", nargs="?", help="stack YAML file")
@@ -73,6 +91,70 @@ def _parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop the emulator and remove every instance, task, volume and file it made")
     down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
     down.set_defaults(run=_down)
+    _views(sub)
+    return parser
+
+
+def _views(sub) -> None:
+    """The commands that look at (or change) a running emulator over its API."""
+    view = _view_parser
+    view(sub, "clusters", cli_views.clusters, "the clusters with their instance, task and service counts",
+         cluster=False)
+    view(sub, "instances", cli_views.instances, "container instances: type, AZ, tasks, free CPU and memory")
+    view(sub, "services", cli_views.services, "services: desired/running/pending and their deployments")
+
+    tasks = view(sub, "tasks", cli_views.tasks, "tasks: task definition, status, health, instance, host port")
+    tasks.add_argument("--service", help="only this service's tasks")
+    tasks.add_argument("--desired-status", default="RUNNING", choices=("RUNNING", "PENDING", "STOPPED"),
+                       help="ListTasks' desiredStatus (default RUNNING)")
+
+    events = view(sub, "events", cli_views.events, "service events, newest last (--follow: as they happen)")
+    events.add_argument("--service", help="only this service's events")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events (Ctrl-C stops)")
+    events.add_argument("--for", dest="for_seconds", type=float, metavar="SECONDS",
+                        help="with --follow: stop after SECONDS (default: until Ctrl-C)")
+
+    targets = view(sub, "targets", cli_views.targets, "the load balancer's targets and their health", cluster=False)
+    targets.add_argument("--target-group", help="only this target group (name or ARN)")
+
+    logs = view(sub, "logs", cli_views.logs, "a task's container output")
+    logs.add_argument("task", help="task id or ARN")
+    logs.add_argument("--container", help="container name (default: the task's first)")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+
+    view(sub, "status", cli_views.status, "everything at a glance: instances with their tasks, services, deployments")
+
+    register = view(sub, "register-task-definition", cli_views.register_task_definition,
+                    "register a task definition (AWS's JSON) as the next revision of its family", cluster=False)
+    register.add_argument("--cli-input-json", required=True, metavar="file://PATH",
+                          help="RegisterTaskDefinition's input: file://x.json, a path, or the JSON itself")
+
+    update = view(sub, "update-service", cli_views.update_service, "change a service's desired count or task "
+                  "definition, or start a new deployment")
+    update.add_argument("--service", required=True)
+    update.add_argument("--desired-count", type=int, metavar="N")
+    update.add_argument("--task-definition", metavar="FAMILY[:REVISION]")
+    update.add_argument("--force-new-deployment", action="store_true")
+
+    deploy = view(sub, "deploy", cli_views.deploy, "build the sample app as web-app:VERSION, register a new "
+                  "revision running it, and update the service to it")
+    deploy.add_argument("--service", required=True)
+    deploy.add_argument("--app-version", required=True, metavar="VERSION",
+                        help="e.g. v2: the image tag and APP_VERSION")
+    deploy.add_argument("--container", help="the container to change (default: the one running web-app)")
+    deploy.add_argument("--wait", action="store_true", help="follow the deployment until COMPLETED or FAILED")
+    deploy.add_argument("--timeout", type=float, default=cli_views.DEFAULT_DEPLOY_TIMEOUT_S, metavar="SECONDS",
+                        help="with --wait: give up after SECONDS (default %(default)g)")
+
+
+def _view_parser(sub, name: str, run, help: str, *, cluster: bool = True) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("--endpoint-url",
+                        help=f"the emulator's API (default: ${ENDPOINT_ENV}, else {DEFAULT_ENDPOINT})")
+    if cluster:
+        parser.add_argument("--cluster", help="cluster name or ARN (default: the only or first cluster)")
+    parser.add_argument("--json", action="store_true", help="JSON for scripts")
+    parser.set_defaults(run=lambda args: run(EmulatorClient(resolve_endpoint(args.endpoint_url)), args))
     return parser
 
 
@@ -82,6 +164,15 @@ def _stack_and_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-host", default=DEFAULT_API_HOST,
                         help="address of the AWS-compatible API (0.0.0.0 to reach it from other containers)")
     parser.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="port of the API (default 4566)")
+
+
+def _load(args: argparse.Namespace) -> int:
+    from . import loadgen
+
+    argv = [args.url, "--duration", str(args.duration), "--concurrency", str(args.concurrency),
+            "--timeout", str(args.timeout)]
+    argv += ["--closed-loop"] if args.closed_loop else ["--rate", str(args.rate)]
+    return loadgen.main(argv + (["--json"] if args.json else []), prog="ecsemu load")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -97,8 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         emulator = Emulator(stack, state_dir=args.state_dir, api_host=args.api_host, api_port=args.api_port)
         await emulator.start()
+        albs = ", ".join(emulator.listener_urls()) or "none"
         print(f"ecsemu: ready (stack {stack.source}, state {args.state_dir}, "
-              f"API http://{args.api_host}:{emulator.api_port})", flush=True)
+              f"API http://{args.api_host}:{emulator.api_port}, ALB {albs})", flush=True)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -214,14 +306,6 @@ def _pairs(items: list[str], flag: str) -> dict[str, int]:
             raise PlanError(f"{flag} takes NAME=N with N a whole number, not '{item}'")
         pairs[name] = int(value)
     return pairs
-
-
-def print_table(headers: list[str], rows: list[list[object]], out=None) -> None:
-    out = out or sys.stdout
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [headers] + cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import Clock
 from ..control.agent import ClusterAgent
@@ -17,6 +18,8 @@ class Backend:
     agent: ClusterAgent
     region: str = ""
     rng: random.Random = field(default_factory=random.Random)
+    alb: Any = None         # the process's AlbService (target groups, listeners), when it runs one
+    extras: dict[str, Any] = field(default_factory=dict)  # other loops the API reads (metrics, scaling)
 
     def __post_init__(self) -> None:
         self.region = self.region or self.agent.region
