@@ -5,7 +5,8 @@ its previous run left (instances and tasks are adopted, not recreated),
 applies the stack idempotently (a stack's instances and services are
 created once; a changed task definition becomes a new revision), and runs
 the agent's event follower, the Auto Scaling groups and the service
-scheduler. The API endpoint and the ALB listeners join it as they land.
+scheduler, the ALB (its listeners, target groups and health checks, with
+the services' tasks registered as targets) and the API endpoint.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .alb.service import AlbService
 from .api.backend import Backend
+from .api.native import add_native_routes
 from .api.protocol import make_app
 from .clock import RealClock
 from .control.agent import ClusterAgent
 from .control.asg import AutoScalingGroups
+from .control.load_balancing import ServiceLoadBalancing
 from .control.recovery import recover
 from .control.registry import register_task_definition
 from .control.service_scheduler import ServiceScheduler
@@ -51,8 +55,12 @@ class Emulator:
     rng: random.Random = field(default_factory=random.Random)
     api_host: str = DEFAULT_API_HOST
     api_port: int | None = DEFAULT_API_PORT   # None: no API endpoint (tests that drive the core directly)
+    listen: bool = True                       # False: target groups and health checks, but no ALB listener
     loops: list[asyncio.Task] = field(default_factory=list)
     api_runner: web.AppRunner | None = None
+    alb: AlbService | None = None
+    # (load balancer name, configured listener port) -> the port it really listens on
+    listener_ports: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -67,9 +75,15 @@ class Emulator:
                                   logs_dir=self.state_dir / "logs", rng=self.rng)
         self.asgs = AutoScalingGroups(self.store, self.agent, self.clock, rng=self.rng)
         self.scheduler = ServiceScheduler(self.store, self.agent, self.clock, rng=self.rng)
+        # The in-memory runtime answers health checks itself: its addresses are labels, not hosts.
+        self.alb = AlbService(self.clock, probe=getattr(self.runtime, "http_probe", None))
+        self.load_balancing = ServiceLoadBalancing(self.store, self.agent, self.alb, self.clock,
+                                                   self.scheduler.service_event)
+        self.scheduler.load_balancing = self.load_balancing
         counts = await recover(self.agent)
         log.info("recovered: %s", counts)
         self.apply_stack()
+        await self._start_alb()
         loop = asyncio.get_running_loop()
         self.loops = [loop.create_task(self.agent.follow_events(), name="agent-events"),
                       loop.create_task(self.asgs.run(), name="auto-scaling-groups"),
@@ -77,10 +91,29 @@ class Emulator:
         if self.api_port is not None:
             await self._start_api()
 
+    async def _start_alb(self) -> None:
+        """Target groups (with their health checks) and listeners as the store has them; tasks as targets."""
+        for tg in self.store.list("target_group"):
+            self.alb.ensure_target_group(tg)
+        self.load_balancing.watch_target_groups()
+        for lb in self.store.list("load_balancer") if self.listen else []:
+            bound = await self.alb.ensure_load_balancer(lb)
+            for port, real in bound.items():
+                self.listener_ports[(lb.load_balancer_name, port)] = real
+        self.load_balancing.sync()
+
+    def listener_urls(self) -> list[str]:
+        """Where each ALB listener answers, e.g. http://127.0.0.1:8080/."""
+        hosts = {lb.load_balancer_name: lb.host for lb in self.store.list("load_balancer")}
+        return [f"http://{hosts.get(name, '127.0.0.1')}:{real}/"
+                for (name, _), real in sorted(self.listener_ports.items())]
+
     async def _start_api(self) -> None:
         """The AWS-compatible endpoint (ECS's JSON 1.1 protocol) on api_host:api_port."""
-        backend = Backend(self.store, self.clock, self.agent, self.stack.settings.region, self.rng)
-        self.api_runner = web.AppRunner(make_app(backend), access_log=None)
+        backend = Backend(self.store, self.clock, self.agent, self.stack.settings.region, self.rng, alb=self.alb)
+        app = make_app(backend)
+        add_native_routes(app, backend, apply_stack=self.apply_new_stack)
+        self.api_runner = web.AppRunner(app, access_log=None)
         await self.api_runner.setup()
         site = web.TCPSite(self.api_runner, self.api_host, self.api_port)
         await site.start()
@@ -95,6 +128,11 @@ class Emulator:
                 tx.put("cluster", stack.cluster.cluster_arn, stack.cluster)
         for td in stack.task_definitions:
             self._register_if_changed(td)
+        with store.transaction() as tx:  # the stack's ALB as ELBv2 would hold it (ARNs are stable)
+            for tg in stack.target_groups:
+                tx.put("target_group", tg.target_group_arn, tg)
+            for lb in stack.load_balancers:
+                tx.put("load_balancer", lb.load_balancer_arn, lb)
         for asg in stack.auto_scaling_groups:
             existing = store.get("auto_scaling_group", asg.auto_scaling_group_name)
             self.asgs.put(existing or asg, stack.cluster.cluster_name)  # scaling may have moved its desired
@@ -106,6 +144,15 @@ class Emulator:
                 req.cluster = stack.cluster.cluster_name
                 create_service(store, self.clock, req, region=stack.settings.region, rng=self.rng)
 
+    async def apply_new_stack(self, stack: Stack) -> dict:
+        """POST /ecsemu/v1/stack: create what the new stack adds (existing resources are kept as they are)."""
+        self.stack = stack
+        before = {kind: self.store.count(kind) for kind in ("task_definition", "service", "target_group",
+                                                              "load_balancer", "auto_scaling_group")}
+        self.apply_stack()
+        await self._start_alb()
+        return {kind: self.store.count(kind) - n for kind, n in before.items()}
+
     def _register_if_changed(self, td: TaskDefinition) -> None:
         latest = max((t for t in self.store.list("task_definition") if t.family == td.family and t.status == "ACTIVE"),
                      key=lambda t: t.revision, default=None)
@@ -116,6 +163,9 @@ class Emulator:
         """Stop the loops; with `terminate`, also every instance (and so every task) of this state."""
         if self.api_runner is not None:
             await self.api_runner.cleanup()
+        if self.alb is not None:
+            self.load_balancing.close()
+            await self.alb.close()
         for task in self.loops:
             task.cancel()
         for task in self.loops:

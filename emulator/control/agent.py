@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from ..clock import Clock
@@ -71,6 +71,9 @@ class ClusterAgent:
         self.snapshots: dict[str, ClusterSnapshot] = {}
         self.task_index: dict[str, str] = {}        # task id -> task ARN
         self.instance_index: dict[str, str] = {}    # EC2 instance id -> container instance ARN
+        self.addresses: dict[str, str] = {}         # EC2 instance id -> where the host reaches its ports
+        # Awaited before a task's containers get SIGTERM (the load balancer drains its targets first).
+        self.before_stop: Callable[[Task], Awaitable[None]] | None = None
         self._background: set[asyncio.Task] = set()
         self._rebuild_indexes()
 
@@ -86,6 +89,13 @@ class ClusterAgent:
         for cluster in {_cluster_of(ci) for ci in instances}:
             members = [ci for ci in instances if _cluster_of(ci) == cluster]
             self.snapshots[cluster] = ClusterSnapshot.from_state(members, tasks)
+
+    def address_of(self, ec2_instance_id: str) -> str | None:
+        return self.addresses.get(ec2_instance_id)
+
+    def note_address(self, ec2_instance_id: str, address: str | None) -> None:
+        if address:
+            self.addresses[ec2_instance_id] = address
 
     def snapshot(self, cluster_name: str) -> ClusterSnapshot:
         return self.snapshots.setdefault(cluster_name, ClusterSnapshot())
@@ -129,6 +139,7 @@ class ClusterAgent:
                          f"container instance {ci.instance_id} ({ec2_id}, {instance_type}, {availability_zone}) "
                          "registered ACTIVE", address=status.address)
         self.instance_index[ec2_id] = ci.container_instance_arn
+        self.note_address(ec2_id, status.address)
         self.snapshot(cluster.cluster_name).add(slot_for(ci))
         return ci
 
@@ -304,6 +315,11 @@ class ClusterAgent:
             self._spawn(self._stop_containers(task))
 
     async def _stop_containers(self, task: Task) -> None:
+        if self.before_stop is not None and task.last_status == RUNNING:
+            try:
+                await self.before_stop(task)
+            except Exception:  # draining is best effort; the stop itself must happen
+                log.exception("draining task %s before its stop failed", task.task_id)
         ci = self.store.get("container_instance", task.container_instance_arn)
         try:
             await self.runtime.stop_task(ci.ec2_instance_id, task.task_id)

@@ -27,6 +27,8 @@ async def recover(agent: ClusterAgent) -> dict[str, int]:
     adopt = getattr(agent.runtime, "adopt", None)
     live = await adopt() if adopt else await agent.runtime.list_instances()
     running = {s.ec2_instance_id for s in live if s.state == "running"}
+    for status in live:
+        agent.note_address(status.ec2_instance_id, status.address)
     wanted = {ci.ec2_instance_id: ci for ci in agent.store.list("container_instance") if ci.status != INACTIVE}
     for ec2_id, ci in wanted.items():
         if ec2_id not in running:

@@ -7,7 +7,10 @@ starts tasks, stops tasks that are replaced, scaled in or failed their
 health checks. It keeps `runningCount`/`pendingCount` true, moves
 deployments through IN_PROGRESS -> COMPLETED (or FAILED, with the
 circuit breaker and its optional rollback), and writes ECS's service
-events. Target registration with the ALB joins in with the load balancer.
+events. For a service behind a load balancer, a task is healthy once its
+targets are healthy, and one whose target turns unhealthy (after the
+health check grace period) is replaced; `load_balancing` registers and
+drains the targets.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ MAX_EVENTS = 100             # DescribeServices shows the latest 100
 REASON_CONTAINER_HEALTH = "Task failed container health checks"
 
 
+def reason_elb_health(target_group_arn: str) -> str:
+    return f"Task failed ELB health checks in (target-group {target_group_arn})"
+
+
 class ServiceScheduler:
     def __init__(self, store: StateStore, agent: ClusterAgent, clock: Clock, *,
                  rng: random.Random | None = None) -> None:
@@ -67,6 +74,7 @@ class ServiceScheduler:
         self.rng = rng or random.Random()
         self._counted_failures: set[str] = set()
         self._last_event: dict[str, tuple[str, float]] = {}
+        self.load_balancing = None  # ServiceLoadBalancing, when the process runs an ALB
 
     async def run(self) -> None:
         while True:
@@ -74,6 +82,11 @@ class ServiceScheduler:
             await self.clock.sleep(RECONCILE_EVERY_S)
 
     def reconcile_all(self) -> None:
+        if self.load_balancing is not None:
+            try:
+                self.load_balancing.sync()
+            except Exception:
+                log.exception("syncing load balancer targets failed")
         for service in self.store.list("service"):
             if service.status != SERVICE_INACTIVE:
                 try:
@@ -117,7 +130,14 @@ class ServiceScheduler:
         checked = td is not None and any(c.essential and c.health_check for c in td.container_definitions)
         since = now - (task.started_at or now)
         grace = service.health_check_grace_period_seconds or 0
-        if checked:
+        lb = self.load_balancing if service.load_balancers else None
+        if lb is not None:
+            target = lb.task_target_state(service, task)
+            container_ok = not checked or task.health_status == "HEALTHY"
+            healthy = running and target == "healthy" and container_ok
+            failed = running and since >= grace and (
+                target == "unhealthy" or (checked and task.health_status == "UNHEALTHY"))
+        elif checked:
             healthy = running and task.health_status == "HEALTHY"
             failed = running and task.health_status == "UNHEALTHY" and since >= grace
         else:
@@ -128,7 +148,11 @@ class ServiceScheduler:
         stopped = []
         for arn, why in stops:
             task = live[arn]
-            reason = REASON_CONTAINER_HEALTH if why == UNHEALTHY else reason_scaling_activity(task.started_by or "")
+            if why == UNHEALTHY:
+                group = self.load_balancing.unhealthy_target_group(task) if self.load_balancing else None
+                reason = reason_elb_health(group) if group else REASON_CONTAINER_HEALTH
+            else:
+                reason = reason_scaling_activity(task.started_by or "")
             stopped.append(self._stop(task, reason))
         return stopped
 
@@ -224,6 +248,10 @@ class ServiceScheduler:
         mine = [t for t in tasks if t.started_by == primary.id and t.desired_status != STOPPED]
         return len(mine) == service.desired_count == len(tasks) and all(
             self._view(service, t, now).healthy for t in mine)
+
+    def service_event(self, service: Service, message: str) -> None:
+        """Add one of ECS's service events (the load balancing side writes through this too)."""
+        self._event(service, message)
 
     def _event(self, service: Service, message: str, *, repeat_after: float | None = None) -> None:
         now = self.clock.now()

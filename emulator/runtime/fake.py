@@ -309,6 +309,28 @@ class FakeRuntime:
             status.health = health
             self._emit_container(instance, task, status)
 
+    async def http_probe(self, host: str, port: int, path: str, timeout: float) -> int:
+        """What an HTTP GET to (instance address, host port) would answer, without a socket.
+
+        The ALB's health checks use this on the in-memory runtime, whose addresses
+        are labels: 200 from a running container published on that port, 503
+        while its container health check (or START_UNHEALTHY) says unhealthy, and
+        a refused connection when nothing listens there.
+        """
+        for instance in self._instances.values():
+            if instance.status.address != host or instance.status.state != "running":
+                continue
+            for task in instance.tasks.values():
+                for spec in task.spec.containers:
+                    status = task.containers.get(spec.name)
+                    if status is None or status.state != "running" or \
+                            not any(b.host_port == port for b in status.network_bindings):
+                        continue
+                    unhealthy = status.health == "unhealthy" or (
+                        self.behave_like_sample_app and dict(spec.environment).get("START_UNHEALTHY") in ("1", "true"))
+                    return 503 if unhealthy else 200
+        raise ConnectionRefusedError(f"nothing listens on {host}:{port}")
+
     def write_log(self, ec2_instance_id: str, task_id: str, name: str, text: str) -> None:
         """The container's app prints `text` (one or more lines)."""
         logs = self._logs.get(ec2_instance_id, {}).get((task_id, name))

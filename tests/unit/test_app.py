@@ -13,7 +13,7 @@ from emulator.scenario import load_default_stack
 
 async def up(state_dir, runtime, clock) -> Emulator:
     emulator = Emulator(load_default_stack(), state_dir=state_dir, runtime=runtime, clock=clock,
-                        rng=random.Random(4), api_port=None)
+                        rng=random.Random(4), api_port=None, listen=False)
     await emulator.start()
     await clock.advance(120)  # AWS seconds: instances launch, the scheduler places, tasks run and turn healthy
     return emulator
