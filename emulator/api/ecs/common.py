@@ -50,6 +50,13 @@ def tasks_of(backend: Backend, cluster: Cluster) -> list[Task]:
     return [t for t in backend.store.list("task") if t.cluster_arn == cluster.cluster_arn]
 
 
+def not_empty(items: list[Any], message: str) -> list[Any]:
+    """DescribeTasks / DescribeServices / DescribeContainerInstances refuse an empty list, in AWS's words."""
+    if not items:
+        raise InvalidParameterException(message)
+    return items
+
+
 def at_most(items: list[Any], limit: int, name: str) -> list[Any]:
     if len(items) > limit:
         raise InvalidParameterException(f"{name} can hold at most {limit} items.")

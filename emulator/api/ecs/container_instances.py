@@ -18,7 +18,7 @@ from ...placement.snapshot import ClusterSnapshot
 from ...placement.query import QuerySyntaxError, compile_expression
 from ..backend import Backend
 from ..params import Params, page
-from .common import MAX_DESCRIBE, at_most, cluster_of, instance_arn, instances_of
+from .common import MAX_DESCRIBE, at_most, cluster_of, instance_arn, instances_of, not_empty
 
 INSTANCE_STATUSES = ("ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED")
 SETTABLE_STATUSES = (ACTIVE, DRAINING)
@@ -74,7 +74,7 @@ async def list_container_instances_op(backend: Backend, params: Params) -> dict[
 
 async def describe_container_instances_op(backend: Backend, params: Params) -> dict[str, Any]:
     cluster = cluster_of(backend, params)
-    refs = at_most(params.str_list("containerInstances", required=True), MAX_DESCRIBE, "containerInstances")
+    refs = at_most(not_empty(params.str_list("containerInstances", required=True), "Container instance cannot be empty."), MAX_DESCRIBE, "containerInstances")
     include_tags = "TAGS" in (params.str_list("include") or [])
     found, failures = [], []
     for ref in refs:

@@ -14,7 +14,7 @@ from ...placement.query import compile_expression
 from ...control import services as core
 from ..backend import Backend
 from ..params import Params, page
-from .common import placement_members
+from .common import not_empty, placement_members
 
 # UpdateService members AWS has that this emulator does not act on: refused with a reason, not ignored.
 UNSUPPORTED_UPDATES = ("networkConfiguration", "platformVersion", "deploymentController", "loadBalancers",
@@ -54,7 +54,7 @@ async def update_service_op(backend: Backend, params: Params) -> dict[str, Any]:
 
 async def describe_services_op(backend: Backend, params: Params) -> dict[str, Any]:
     services, failures = core.describe_services(backend.store, params.str("cluster"),
-                                                params.str_list("services", required=True), region=backend.region)
+                                                not_empty(params.str_list("services", required=True), "Services cannot be empty."), region=backend.region)
     return {"services": [render_service(s) for s in services], "failures": failures}
 
 

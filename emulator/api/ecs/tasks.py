@@ -19,8 +19,8 @@ from ...placement.requests import validate_placement
 from ...control.registry import resolve_task_definition
 from ..backend import Backend
 from ..params import Params, page
-from .common import (MAX_DESCRIBE, at_most, cluster_of, instance_arn, placement_members, render_task, task_arn_of,
-                     tasks_of)
+from .common import (MAX_DESCRIBE, at_most, cluster_of, instance_arn, not_empty, placement_members, render_task,
+                     task_arn_of, tasks_of)
 
 # RunTask members AWS has that this emulator does not act on: refused with a reason, not ignored.
 UNSUPPORTED_RUN_TASK = ("overrides", "networkConfiguration", "capacityProviderStrategy", "platformVersion",
@@ -74,7 +74,7 @@ async def stop_task_op(backend: Backend, params: Params) -> dict[str, Any]:
 
 async def describe_tasks_op(backend: Backend, params: Params) -> dict[str, Any]:
     cluster = cluster_of(backend, params)
-    refs = at_most(params.str_list("tasks", required=True), MAX_DESCRIBE, "tasks")
+    refs = at_most(not_empty(params.str_list("tasks", required=True), "Tasks cannot be empty."), MAX_DESCRIBE, "tasks")
     include_tags = "TAGS" in (params.str_list("include") or [])
     tasks, failures = [], []
     for ref in refs:
