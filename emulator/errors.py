@@ -97,3 +97,24 @@ class ValidationError(AwsError):
 
     code = "ValidationError"
     status = 400
+
+
+class LimitExceededException(AwsError):
+    """A quota would be exceeded (Application Auto Scaling's and ECS's code alike)."""
+
+    code = "LimitExceededException"
+    status = 400
+
+
+class ConcurrentUpdateException(AwsError):
+    """Application Auto Scaling: the resource already has an update in progress."""
+
+    code = "ConcurrentUpdateException"
+    status = 400
+
+
+class InvalidNextTokenException(AwsError):
+    """Application Auto Scaling: a NextToken that no earlier answer gave."""
+
+    code = "InvalidNextTokenException"
+    status = 400

@@ -2,7 +2,7 @@
 
 One endpoint serves every JSON service: `X-Amz-Target: <prefix>.<Operation>`
 picks the service by its target prefix (ECS's `AmazonEC2ContainerServiceV20141113`,
-later Application Auto Scaling's `AnyScaleFrontendService`) and the handler by
+Application Auto Scaling's `AnyScaleFrontendService`) and the handler by
 operation name. Handlers take `(backend, params)` and return a dict; they
 never see HTTP. Whatever goes wrong reaches the client as AWS's error body
 `{"__type": code, "message": ...}` with AWS's status, and never as a
@@ -69,9 +69,12 @@ class JsonServices:
 
 
 def default_services() -> JsonServices:
-    from .ecs import OPERATIONS
+    """ECS and Application Auto Scaling, each under its own target prefix."""
+    from .autoscaling import OPERATIONS as AUTOSCALING_OPERATIONS
+    from .ecs import OPERATIONS as ECS_OPERATIONS
     services = JsonServices()
-    services.register(ECS_TARGET_PREFIX, OPERATIONS)
+    services.register(ECS_TARGET_PREFIX, ECS_OPERATIONS)
+    services.register(APPLICATION_AUTOSCALING_TARGET_PREFIX, AUTOSCALING_OPERATIONS)
     return services
 
 
@@ -94,7 +97,8 @@ def make_app(backend: Backend, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
             if not target:
                 raise UnknownOperationException(
                     "Missing X-Amz-Target header: AWS JSON requests name their operation as "
-                    f"'X-Amz-Target: {ECS_TARGET_PREFIX}.<Operation>'.")
+                    f"'X-Amz-Target: {ECS_TARGET_PREFIX}.<Operation>' (ECS) or 'X-Amz-Target: "
+                    f"{APPLICATION_AUTOSCALING_TARGET_PREFIX}.<Operation>' (Application Auto Scaling).")
             operation, handler = services.lookup(target)
             result = await handler(backend, Params(_parse_json(body)))
             response = _json_response(200, result, request_id)

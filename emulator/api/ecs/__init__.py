@@ -7,7 +7,7 @@ model's AWS shapes. None of them sees HTTP; `emulator.api.protocol` does.
 
 from __future__ import annotations
 
-from . import attributes, clusters, container_instances, services, task_definitions, tasks
+from . import attributes, capacity_providers, clusters, container_instances, services, task_definitions, tasks
 
 OPERATIONS = {
     **clusters.OPERATIONS,
@@ -16,4 +16,5 @@ OPERATIONS = {
     **tasks.OPERATIONS,
     **container_instances.OPERATIONS,
     **attributes.OPERATIONS,
+    **capacity_providers.OPERATIONS,
 }

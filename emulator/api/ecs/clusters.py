@@ -21,10 +21,10 @@ from ...model.arn import cluster_arn, short_name
 from ...model.cluster import CapacityProviderStrategyItem, Cluster, Tag
 from ...model.container_instance import ACTIVE, DRAINING
 from ...model.service import SERVICE_ACTIVE, SERVICE_DRAINING
-from ...model.service_request import validate_capacity_provider_strategy
 from ...model.shapes import from_camel_api, to_api
 from ...model.task import PENDING, RUNNING, STOPPED
 from ...control.registry import get_cluster
+from ...control.scaling_state import check_cluster_capacity_providers
 from ...control.services import DEFAULT_CLUSTER
 from ..backend import Backend
 from ..params import Params, page
@@ -119,12 +119,7 @@ async def create_cluster_op(backend: Backend, params: Params) -> dict[str, Any]:
     providers = params.str_list("capacityProviders") or []
     strategy = [from_camel_api(CapacityProviderStrategyItem, i, InvalidParameterException)
                 for i in params.obj_list("defaultCapacityProviderStrategy") or []]
-    validate_capacity_provider_strategy(strategy, "defaultCapacityProviderStrategy")
-    for item in strategy:
-        if item.capacity_provider not in providers:
-            raise InvalidParameterException(
-                f"The capacity provider {item.capacity_provider} in the default capacity provider strategy is not "
-                "associated with the cluster: list it in capacityProviders.")
+    check_cluster_capacity_providers(backend.store, name, providers, strategy)
     cluster = create_cluster(backend, name, tags=tags, settings=settings, capacity_providers=providers,
                              strategy=strategy)
     return {"cluster": render_cluster(backend, cluster, ("TAGS", "SETTINGS"))}
