@@ -17,6 +17,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -26,11 +27,14 @@ from .api.native import add_native_routes
 from .api.protocol import make_app
 from .clock import RealClock
 from .control.agent import ClusterAgent
+from .control import scaling_state
 from .control.asg import AutoScalingGroups
+from .control.capacity_scaler import CapacityScaler
 from .control.load_balancing import ServiceLoadBalancing
 from .control.recovery import recover
 from .control.registry import register_task_definition
 from .control.service_scheduler import ServiceScheduler
+from .control.task_autoscaler import ServiceAutoScaler
 from .model.arn import service_arn
 from .model.service import SERVICE_INACTIVE
 from .model.shapes import to_api
@@ -49,7 +53,7 @@ DEFAULT_API_PORT = 4566
 @dataclass
 class Emulator:
     stack: Stack
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: Path | None = DEFAULT_STATE_DIR   # None: state in memory only (simulations)
     runtime: Runtime | None = None
     clock: RealClock | None = None
     rng: random.Random = field(default_factory=random.Random)
@@ -59,20 +63,25 @@ class Emulator:
     loops: list[asyncio.Task] = field(default_factory=list)
     api_runner: web.AppRunner | None = None
     alb: AlbService | None = None
+    metrics: Any = None                       # MetricsStore (CloudWatch-like datapoints) shared by the loops
+    capacity_scaler: CapacityScaler | None = None
     # (load balancer name, configured listener port) -> the port it really listens on
     listener_ports: dict[tuple[str, int], int] = field(default_factory=dict)
 
     async def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.clock = self.clock or RealClock(self.stack.settings.time_scale)
-        self.store = StateStore(str(self.state_dir / "state.db"), clock=self.clock)
+        if self.state_dir is None:
+            self.store = StateStore(None, clock=self.clock)
+        else:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.store = StateStore(str(self.state_dir / "state.db"), clock=self.clock)
         if self.runtime is None:
             from .runtime.docker_runtime import DockerRuntime
             self.runtime = DockerRuntime(state_dir=self.state_dir)
         scale = self.stack.settings.instance_resource_scale
         self.agent = ClusterAgent(self.store, self.runtime, self.clock, region=self.stack.settings.region,
                                   cpu_scale=scale.cpu, memory_scale=scale.memory,
-                                  logs_dir=self.state_dir / "logs", rng=self.rng)
+                                  logs_dir=self.state_dir / "logs" if self.state_dir else None, rng=self.rng)
         self.asgs = AutoScalingGroups(self.store, self.agent, self.clock, rng=self.rng)
         self.scheduler = ServiceScheduler(self.store, self.agent, self.clock, rng=self.rng)
         # The in-memory runtime answers health checks itself: its addresses are labels, not hosts.
@@ -80,6 +89,9 @@ class Emulator:
         self.load_balancing = ServiceLoadBalancing(self.store, self.agent, self.alb, self.clock,
                                                    self.scheduler.service_event)
         self.scheduler.load_balancing = self.load_balancing
+        self.capacity_scaler = CapacityScaler(self.store, self.asgs, self.clock, self.metrics)
+        self.autoscaler = ServiceAutoScaler(self.store, self.clock, self.metrics, region=self.stack.settings.region,
+                                            rng=self.rng)
         counts = await recover(self.agent)
         log.info("recovered: %s", counts)
         self.apply_stack()
@@ -87,7 +99,9 @@ class Emulator:
         loop = asyncio.get_running_loop()
         self.loops = [loop.create_task(self.agent.follow_events(), name="agent-events"),
                       loop.create_task(self.asgs.run(), name="auto-scaling-groups"),
-                      loop.create_task(self.scheduler.run(), name="service-scheduler")]
+                      loop.create_task(self.scheduler.run(), name="service-scheduler"),
+                      loop.create_task(self.capacity_scaler.run(), name="capacity-providers"),
+                      loop.create_task(self.autoscaler.run(), name="service-auto-scaling")]
         if self.api_port is not None:
             await self._start_api()
 
@@ -101,6 +115,17 @@ class Emulator:
             for port, real in bound.items():
                 self.listener_ports[(lb.load_balancer_name, port)] = real
         self.load_balancing.sync()
+
+    def alb_traffic(self, requests: float, task_arns: list[str]) -> None:
+        """Count `requests` spread evenly over these tasks' targets, as if the ALB had routed them (simulations)."""
+        if not task_arns or requests <= 0:
+            return
+        share = int(requests // len(task_arns))
+        extra = int(requests) - share * len(task_arns)
+        for i, arn in enumerate(task_arns):
+            for binding in self.load_balancing.bindings_of(arn):
+                self.alb.runtimes[binding.target_group_arn].stats.record_requests(
+                    binding.target.target_id, share + (1 if i < extra else 0))
 
     def listener_urls(self) -> list[str]:
         """Where each ALB listener answers, e.g. http://127.0.0.1:8080/."""
@@ -136,6 +161,13 @@ class Emulator:
         for asg in stack.auto_scaling_groups:
             existing = store.get("auto_scaling_group", asg.auto_scaling_group_name)
             self.asgs.put(existing or asg, stack.cluster.cluster_name)  # scaling may have moved its desired
+        for cp in stack.capacity_providers:
+            if store.get("capacity_provider", cp.name) is None:
+                scaling_state.create_capacity_provider(store, self.clock, cp, region=stack.settings.region)
+        if stack.cluster.capacity_providers:
+            scaling_state.put_cluster_capacity_providers(
+                store, self.clock, stack.cluster.cluster_name, stack.cluster.capacity_providers,
+                stack.cluster.default_capacity_provider_strategy, region=stack.settings.region)
         for req in stack.services:
             arn = service_arn(stack.cluster.cluster_name, req.service_name, region=stack.settings.region)
             existing = store.get("service", arn)
@@ -143,6 +175,14 @@ class Emulator:
                 from .control.services import create_service
                 req.cluster = stack.cluster.cluster_name
                 create_service(store, self.clock, req, region=stack.settings.region, rng=self.rng)
+        for target in stack.scalable_targets:
+            if store.get("scalable_target", scaling_state.target_key(
+                    target.service_namespace, target.scalable_dimension, target.resource_id)) is None:
+                scaling_state.register_scalable_target(store, self.clock, target, region=stack.settings.region)
+        for policy in stack.scaling_policies:
+            if not any(p.policy_name == policy.policy_name for p in scaling_state.scaling_policies_of(
+                    store, policy.resource_id)):
+                scaling_state.put_scaling_policy(store, self.clock, policy, region=stack.settings.region)
 
     async def apply_new_stack(self, stack: Stack) -> dict:
         """POST /ecsemu/v1/stack: create what the new stack adds (existing resources are kept as they are)."""
@@ -163,6 +203,8 @@ class Emulator:
         """Stop the loops; with `terminate`, also every instance (and so every task) of this state."""
         if self.api_runner is not None:
             await self.api_runner.cleanup()
+        if self.capacity_scaler is not None:
+            self.capacity_scaler.close()
         if self.alb is not None:
             self.load_balancing.close()
             await self.alb.close()

@@ -52,6 +52,20 @@ class TargetGroupStats:
             self.rt_max = seconds
         self.rt_buckets[bisect_left(RESPONSE_TIME_BUCKETS, seconds)] += 1
 
+    def record_requests(self, target_id: str, count: int, status: int = 200, seconds: float = 0.01) -> None:
+        """`count` requests answered alike by one target at once (synthetic traffic in simulations)."""
+        if count <= 0:
+            return
+        self.request_count += count
+        self.per_target[target_id] = self.per_target.get(target_id, 0) + count
+        klass = status // 100
+        if 1 <= klass <= 5:
+            self.target_codes[klass] += count
+        self.rt_count += count
+        self.rt_sum += seconds * count
+        self.rt_max = max(self.rt_max, seconds)
+        self.rt_buckets[bisect_left(RESPONSE_TIME_BUCKETS, seconds)] += count
+
     def record_elb_response(self, status: int) -> None:
         """The ALB answered itself (400, 502, 503, 504)."""
         self.elb_codes[status] = self.elb_codes.get(status, 0) + 1

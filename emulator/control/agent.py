@@ -30,6 +30,7 @@ from ..model.state import StateStore
 from ..model.task import (
     ESSENTIAL_CONTAINER_EXITED,
     PENDING,
+    PROVISIONING,
     REASON_ESSENTIAL_EXITED,
     REASON_FAILED_TO_START,
     REASON_USER,
@@ -237,7 +238,48 @@ class ClusterAgent:
             self._spawn(self._start(task.task_arn))
         return tasks
 
-    def _new_task(self, cluster_arn: str, td: TaskDefinition, ci: ContainerInstance, group: str,
+    def create_provisioning_tasks(self, cluster_arn: str, td: TaskDefinition, count: int, group: str,
+                                  started_by: str | None, capacity_provider_name: str) -> list[Task]:
+        """Tasks no instance has room for yet, held in PROVISIONING until the capacity provider adds some."""
+        now = self.clock.now()
+        tasks = []
+        with self.store.transaction() as tx:
+            for _ in range(count):
+                task = self._new_task(cluster_arn, td, None, group, started_by, now)
+                task.last_status, task.capacity_provider_name = PROVISIONING, capacity_provider_name
+                tx.put("task", task.task_arn, task)
+                self._record(tx, TASK_STATE_CHANGE, task.task_arn,
+                             f"task {task.task_id} ({td.family_revision}) PROVISIONING: waiting for capacity from "
+                             f"capacity provider {capacity_provider_name}", lastStatus=PROVISIONING)
+                self.task_index[task.task_id] = task.task_arn
+                tasks.append(task)
+        return tasks
+
+    def place_provisioning_tasks(self, tasks: Sequence[Task], placements: Sequence[str]) -> list[Task]:
+        """PROVISIONING tasks that now fit: onto their instances (the snapshot already took their room), PENDING."""
+        now = self.clock.now()
+        placed = []
+        with self.store.transaction() as tx:
+            for task, instance_arn in zip(tasks, placements):
+                td = self.store.get("task_definition", task.task_definition_arn)
+                needs = TaskNeeds.of(td)
+                ci = self.store.get("container_instance", instance_arn)
+                ci.remaining_resources = ci.remaining_resources.take(needs.cpu, needs.memory, needs.ports,
+                                                                     needs.ports_udp)
+                ci.pending_tasks_count += 1
+                task.container_instance_arn, task.availability_zone = instance_arn, ci.availability_zone
+                advance_task(task, PENDING, now)
+                tx.put("container_instance", instance_arn, ci)
+                tx.put("task", task.task_arn, task)
+                self._record(tx, TASK_STATE_CHANGE, task.task_arn,
+                             f"task {task.task_id} ({td.family_revision}) PENDING on container instance "
+                             f"{ci.instance_id}", lastStatus=PENDING)
+                placed.append(task)
+        for task in placed:
+            self._spawn(self._start(task.task_arn))
+        return placed
+
+    def _new_task(self, cluster_arn: str, td: TaskDefinition, ci: ContainerInstance | None, group: str,
                   started_by: str | None, now: float) -> Task:
         task_id = new_id()
         cluster = cluster_arn.rsplit("/", 1)[-1]
@@ -248,10 +290,10 @@ class ClusterAgent:
                                 memory_reservation=str(c.memory_reservation) if c.memory_reservation else None)
                       for c in td.container_definitions]
         return Task(task_arn=arn, cluster_arn=cluster_arn, task_definition_arn=td.task_definition_arn or "",
-                    group=group, container_instance_arn=ci.container_instance_arn, containers=containers,
-                    cpu=str(td.required_cpu), memory=str(td.required_memory), started_by=started_by,
-                    availability_zone=ci.availability_zone, created_at=now,
-                    capacity_provider_name=ci.capacity_provider_name)
+                    group=group, container_instance_arn=ci.container_instance_arn if ci else None,
+                    containers=containers, cpu=str(td.required_cpu), memory=str(td.required_memory),
+                    started_by=started_by, availability_zone=ci.availability_zone if ci else None, created_at=now,
+                    capacity_provider_name=ci.capacity_provider_name if ci else None)
 
     async def _start(self, arn: str) -> None:
         task = self.store.get("task", arn)
@@ -311,6 +353,11 @@ class ClusterAgent:
         request_stop(task, reason, stop_code, self.clock.now())
         with self.store.transaction() as tx:
             tx.put("task", task.task_arn, task)
+            if task.last_status == PROVISIONING:  # never placed: nothing to stop, nothing to give back
+                for c in task.containers:
+                    c.last_status = STOPPED
+                self._finish(tx, task, None)
+                return
         if not already and task.last_status != PENDING:
             self._spawn(self._stop_containers(task))
 

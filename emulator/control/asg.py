@@ -10,6 +10,7 @@ desired capacity and lift scale-in protection) build on this.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections import Counter
@@ -71,23 +72,35 @@ class AutoScalingGroups:
             await self._terminate(asg, live, len(live) - desired)
 
     async def _launch(self, asg: AutoScalingGroup, live: list[ContainerInstance], count: int) -> None:
+        """Launch `count` instances at once (as EC2 does), each in the group's AZ with the fewest."""
         per_az = Counter({az: 0 for az in asg.availability_zones or ["us-east-1a"]})
         per_az.update(ci.availability_zone for ci in live if ci.availability_zone in per_az)
+        zones = []
         for _ in range(count):
             az = min(per_az, key=lambda z: (per_az[z], z))  # balance over the group's AZs
             per_az[az] += 1
-            ci = await self.agent.launch_instance(
-                self.cluster_of.get(asg.auto_scaling_group_name, "default"), asg.instance_type.name, az,
-                reserved_memory_mib=asg.reserved_memory_mib)
-            ci.tags = [{"key": GROUP_TAG, "value": asg.auto_scaling_group_name}]
-            if asg.new_instances_protected_from_scale_in:
-                ci.tags.append({"key": PROTECTED_TAG, "value": "true"})
-            with self.store.transaction() as tx:
-                tx.put("container_instance", ci.container_instance_arn, ci)
-                tx.record(Event(SCALING_ACTIVITY, asg.auto_scaling_group_arn or asg.auto_scaling_group_name,
-                                f"Launching a new EC2 instance: {ci.ec2_instance_id}",
-                                detail={"autoScalingGroupName": asg.auto_scaling_group_name,
-                                        "availabilityZone": az}))
+            zones.append(az)
+        results = await asyncio.gather(*(self._launch_one(asg, az) for az in zones), return_exceptions=True)
+        for error in [r for r in results if isinstance(r, BaseException)]:
+            log.warning("Auto Scaling group %s could not launch an instance: %s", asg.auto_scaling_group_name, error)
+
+    async def _launch_one(self, asg: AutoScalingGroup, az: str) -> None:
+        group = asg.auto_scaling_group_arn or asg.auto_scaling_group_name
+        with self.store.transaction() as tx:
+            tx.record(Event(SCALING_ACTIVITY, group, f"Launching a new EC2 instance in {az}",
+                            detail={"autoScalingGroupName": asg.auto_scaling_group_name, "availabilityZone": az}))
+        ci = await self.agent.launch_instance(
+            self.cluster_of.get(asg.auto_scaling_group_name, "default"), asg.instance_type.name, az,
+            reserved_memory_mib=asg.reserved_memory_mib)
+        ci.tags = [{"key": GROUP_TAG, "value": asg.auto_scaling_group_name}]
+        if asg.new_instances_protected_from_scale_in:
+            ci.tags.append({"key": PROTECTED_TAG, "value": "true"})
+        with self.store.transaction() as tx:
+            tx.put("container_instance", ci.container_instance_arn, ci)
+            tx.record(Event(SCALING_ACTIVITY, group, f"Launching a new EC2 instance: {ci.ec2_instance_id} "
+                                                     "(InService)",
+                            detail={"autoScalingGroupName": asg.auto_scaling_group_name, "availabilityZone": az,
+                                    "ec2InstanceId": ci.ec2_instance_id}))
 
     async def _terminate(self, asg: AutoScalingGroup, live: list[ContainerInstance], count: int) -> None:
         candidates = [ci for ci in live if tag(ci, PROTECTED_TAG) != "true"]

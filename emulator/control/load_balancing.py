@@ -107,6 +107,10 @@ class ServiceLoadBalancing:
                                      Target(address, port, instance_id=ci.ec2_instance_id, task_arn=task.task_arn)))
         return found
 
+    def bindings_of(self, task_arn: str) -> list[Binding]:
+        """The targets a task is registered as now."""
+        return list(self._bindings.get(task_arn, []))
+
     def task_target_state(self, service: Service, task: Task) -> str | None:
         """healthy / unhealthy / initial over all the task's target groups; None when not registered."""
         states = []

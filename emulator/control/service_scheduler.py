@@ -47,7 +47,8 @@ from ..model.service import (
     new_deployment_id,
 )
 from ..model.state import StateStore
-from ..model.task import RUNNING, SERVICE_SCHEDULER_INITIATED, STOPPED, Task, reason_scaling_activity
+from ..model.task import (PROVISIONING, RUNNING, SERVICE_SCHEDULER_INITIATED, STOPPED, Task,
+                          reason_scaling_activity)
 from ..placement import place_tasks
 from ..placement.requests import for_service
 from ..scheduling.rolling import UNHEALTHY, TaskView, plan_rolling_step
@@ -61,6 +62,14 @@ RECONCILE_EVERY_S = 5        # AWS seconds between passes
 EVENT_REPEAT_S = 300         # the same placement failure is not repeated sooner than this
 MAX_EVENTS = 100             # DescribeServices shows the latest 100
 REASON_CONTAINER_HEALTH = "Task failed container health checks"
+
+
+def capacity_provider_of(service: Service) -> str | None:
+    """The capacity provider the service's new tasks wait on (its strategy's first weighted or based one)."""
+    for item in service.capacity_provider_strategy:
+        if item.weight or item.base:
+            return item.capacity_provider
+    return None
 
 
 def reason_elb_health(target_group_arn: str) -> str:
@@ -111,7 +120,8 @@ class ServiceScheduler:
         if primary.rollout_state == FAILED:
             step.start = 0  # a FAILED deployment launches nothing
         stopped = self._apply_stops(service, step.stop, {t.task_arn: t for t in live})
-        started = self._start(service, primary, step.start) if step.start else []
+        started = self._place_provisioning(service, primary, live)
+        started += self._start(service, primary, step.start) if step.start else []
         if step.blocked:
             self._event(service, deployment_blocked(service.service_name), repeat_after=EVENT_REPEAT_S)
         if started:
@@ -164,6 +174,17 @@ class ServiceScheduler:
         td = self.store.get("task_definition", primary.task_definition)
         cluster = short_name(service.cluster_arn)
         snapshot = self.agent.snapshot(cluster)
+        provider = capacity_provider_of(service)
+        if provider is not None:
+            # With a capacity provider, what doesn't fit is created anyway and waits in PROVISIONING;
+            # those tasks are what makes the provider grow its Auto Scaling group.
+            plan = place_tasks(snapshot, for_service(service, td, count), self.rng) if snapshot.slots else None
+            placements = plan.placements if plan else []
+            started = self.agent.create_tasks(service.cluster_arn, td, placements, service.task_group,
+                                              started_by=primary.id)
+            waiting = self.agent.create_provisioning_tasks(service.cluster_arn, td, count - len(placements),
+                                                           service.task_group, primary.id, provider)
+            return started + waiting
         if not snapshot.slots:
             self._event(service, unable_to_place(service.service_name,
                                                  "Reason: No Container Instances were found in your cluster."),
@@ -176,6 +197,19 @@ class ServiceScheduler:
             self._event(service, unable_to_place(service.service_name, plan.failures[0].service_event_detail()),
                         repeat_after=EVENT_REPEAT_S)
         return started
+
+    def _place_provisioning(self, service: Service, primary: Deployment, live: list[Task]) -> list[Task]:
+        """The PRIMARY's PROVISIONING tasks that fit now (an instance joined or room freed), oldest first."""
+        waiting = sorted((t for t in live if t.last_status == PROVISIONING and t.started_by == primary.id),
+                         key=lambda t: t.created_at or 0)
+        if not waiting:
+            return []
+        snapshot = self.agent.snapshot(short_name(service.cluster_arn))
+        if not snapshot.slots:
+            return []
+        td = self.store.get("task_definition", waiting[0].task_definition_arn)
+        plan = place_tasks(snapshot, for_service(service, td, len(waiting)), self.rng)
+        return self.agent.place_provisioning_tasks(waiting, plan.placements)
 
     # --- the circuit breaker --------------------------------------------------------
 
