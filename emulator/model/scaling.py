@@ -252,7 +252,7 @@ class ScalableTarget:
     max_capacity: int
     service_namespace: str = ECS_NAMESPACE
     scalable_dimension: str = DESIRED_COUNT
-    role_arn: str | None = None
+    role_arn: str | None = field(default=None, metadata={"aws": "RoleARN"})
     suspended_state: SuspendedState = field(default_factory=SuspendedState)
 
     @property
@@ -321,7 +321,7 @@ class ScalingPolicy:
     policy_type: str = "StepScaling"  # PutScalingPolicy's default when PolicyType is absent
     service_namespace: str = ECS_NAMESPACE
     scalable_dimension: str = DESIRED_COUNT
-    policy_arn: str | None = None
+    policy_arn: str | None = field(default=None, metadata={"aws": "PolicyARN"})
     target_tracking_scaling_policy_configuration: TargetTrackingScalingPolicyConfiguration | None = None
     step_scaling_policy_configuration: StepScalingPolicyConfiguration | None = None
 
