@@ -120,8 +120,8 @@ class ServiceScheduler:
         if primary.rollout_state == FAILED:
             step.start = 0  # a FAILED deployment launches nothing
         stopped = self._apply_stops(service, step.stop, {t.task_arn: t for t in live})
-        started = self._place_provisioning(service, primary, live)
-        started += self._start(service, primary, step.start) if step.start else []
+        self._place_provisioning(service, primary, live)  # ECS told of these when it created them
+        started = self._start(service, primary, step.start) if step.start else []
         if step.blocked:
             self._event(service, deployment_blocked(service.service_name), repeat_after=EVENT_REPEAT_S)
         if started:
