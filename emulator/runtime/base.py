@@ -123,6 +123,12 @@ class TaskSpec:
     network_mode: str = "bridge"
     cpu_scale: float = 0.25                   # real CPU per nominal unit, as the instance's
     memory_scale: float = 0.25
+    cpu_units: int | None = None              # task-level cpu (ECS units); None: the containers' sum
+
+    @property
+    def reserved_cpu_units(self) -> int:
+        """The CPU units ECS reserves for the task: task-level cpu, else the containers' sum."""
+        return self.cpu_units if self.cpu_units is not None else sum(c.cpu_shares for c in self.containers)
 
 
 @dataclass
@@ -145,6 +151,20 @@ class TaskStatus:
 
 
 @dataclass(frozen=True)
+class TaskUsage:
+    """One reading of a running task's counters, summed over its containers.
+
+    Real figures, as the machine measured them (not scaled back to the
+    instance type): the metrics layer divides by the resource scales.
+    """
+
+    task_id: str
+    cpu_seconds_total: float      # cumulative CPU time of all the task's containers since they started
+    memory_bytes: int             # current memory use (what ECS counts: usage less page cache)
+    sampled_at_monotonic: float   # when it was read, on the runtime's monotonic clock (rates come from deltas)
+
+
+@dataclass(frozen=True)
 class RuntimeEvent:
     """Something changed: a task container (`task_id` set) or an instance (`task_id` None)."""
 
@@ -160,7 +180,8 @@ class Runtime(Protocol):
     - stop_task and remove_task are no-ops for an unknown task; a task's logs outlive remove_task;
     - a port conflict raises CannotStartContainerError and leaves nothing behind;
     - instance events say "running" on launch and "stopped" on death or termination;
-    - cancelling a wait on events() loses no event.
+    - cancelling a wait on events() loses no event;
+    - task_usage lists only tasks with a running container, and a task's CPU seconds never go back.
     """
 
     async def launch_instance(self, spec: InstanceSpec) -> InstanceStatus:
@@ -186,6 +207,13 @@ class Runtime(Protocol):
 
     async def task_logs(self, ec2_instance_id: str, task_id: str, container: str) -> str:
         ...
+
+    async def task_usage(self, ec2_instance_id: str) -> list[TaskUsage]:
+        """CPU and memory counters of every task with a running container on the instance.
+
+        A stopped task is absent. Cheap enough to call for every instance every
+        few seconds: no per-container API call (the Docker runtime reads cgroup files).
+        """
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Changes as they happen (container start/exit/health, instance death); one consumer."""

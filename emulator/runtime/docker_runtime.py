@@ -9,6 +9,10 @@ every container are the truth: listing by label rebuilds the picture after
 a restart (`adopt`). Docker's event streams (one per daemon, each read by a
 thread) report container starts, exits, OOM kills and health changes
 within a second. All docker-py calls run in worker threads.
+
+Usage sampling (`task_usage`) reads each task container's cgroup files on
+the host (cgroups.py): the containers come from what this runtime started
+and Docker's start events, never from a per-sample API call.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from .base import (
     RuntimeFailure,
     TaskSpec,
     TaskStatus,
+    TaskUsage,
 )
+from .cgroups import CgroupLayout, ContainerCgroup, InstanceCgroups, find_container_cgroup, read_container
 from .docker_args import (LABEL_REAL_CPUS, LABEL_STOP_TIMEOUT, InstanceRecipe, cpu_quota_us, instance_create,
                           instance_name, task_container_kwargs)
 from .image_store import ImageStore
@@ -95,10 +101,62 @@ class _Instance:
     throttle_lock: threading.Lock = field(default_factory=threading.Lock)
     watcher: threading.Thread | None = None
     closing: bool = False
+    usage: _UsageRegistry = field(default_factory=lambda: _UsageRegistry())
+    cgroups: InstanceCgroups | None = None       # found on the first sample
+    cgroups_looked_up: bool = False
 
     def status(self, state: str = "running") -> InstanceStatus:
         return InstanceStatus(self.ec2_instance_id, self.cluster, self.instance_type, self.availability_zone,
                               state, self.address, self.container_id)
+
+
+class _TaskCounters:
+    """One task's running containers for sampling, and the CPU its exited containers had used."""
+
+    __slots__ = ("containers", "last_cpu", "retired_cpu")
+
+    def __init__(self) -> None:
+        self.containers: dict[str, ContainerCgroup | None] = {}   # container id -> its files (None: not yet found)
+        self.last_cpu: dict[str, float] = {}
+        self.retired_cpu = 0.0
+
+    def retire(self, container_id: str) -> None:
+        """The container exited: its CPU stays in the task's total, so the total never goes back."""
+        self.containers.pop(container_id, None)
+        self.retired_cpu += self.last_cpu.pop(container_id, 0.0)
+
+
+class _UsageRegistry:
+    """Running task containers of one instance, fed by run_task, start/die events and (after adopt) one listing."""
+
+    def __init__(self, seeded: bool = True) -> None:
+        self.lock = threading.Lock()
+        self.tasks: dict[str, _TaskCounters] = {}
+        self.task_of: dict[str, str] = {}    # container id -> task id
+        self.seeded = seeded
+
+    def started(self, task_id: str, container_id: str) -> None:
+        with self.lock:
+            counters = self.tasks.get(task_id)
+            if counters is None:
+                counters = self.tasks[task_id] = _TaskCounters()
+            counters.containers.setdefault(container_id, None)
+            self.task_of[container_id] = task_id
+
+    def exited(self, container_id: str) -> None:
+        with self.lock:
+            task_id = self.task_of.pop(container_id, None)
+            counters = self.tasks.get(task_id or "")
+            if counters is not None:
+                counters.retire(container_id)
+                if not counters.containers:
+                    del self.tasks[task_id]
+
+    def forget_task(self, task_id: str) -> None:
+        with self.lock:
+            counters = self.tasks.pop(task_id, None)
+            for container_id in counters.containers if counters else ():
+                self.task_of.pop(container_id, None)
 
 
 class DockerRuntime:
@@ -118,6 +176,7 @@ class DockerRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outer_events = None
         self._closed = False
+        self._cgroup_layout: CgroupLayout | None = None
 
     # --- events --------------------------------------------------------------
 
@@ -169,6 +228,7 @@ class DockerRuntime:
             inst.oom.add(cid)
             return None
         if action == "start":
+            inst.usage.started(task_id, cid)
             # Inspect now so the event carries the host ports Docker picked: a task must
             # not be RUNNING without its network bindings (the ALB registers them).
             try:
@@ -176,6 +236,7 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 return None
         elif action == "die":
+            inst.usage.exited(cid)
             code = int(attrs.get("exitCode", "0") or 0)
             reason = OOM_REASON if cid in inst.oom else None
             status = ContainerStatus(name, "exited", cid, exit_code=code, reason=reason)
@@ -328,6 +389,7 @@ class DockerRuntime:
                              status.runtime_id or "", socket_dir, f"{container.name}-data", status.address, inner,
                              cpu_quota=cpu_quota_us(float(container.labels[LABEL_REAL_CPUS])))
             self._set_quota(inst, inst.cpu_quota)  # an emulator that died mid-start may have left it lifted
+            inst.usage.seeded = False                # its running containers are listed on the first sample
             self.instances[status.ec2_instance_id] = inst
             self._start_watcher(inst)
         return found
@@ -369,6 +431,7 @@ class DockerRuntime:
             with self._unthrottled(inst):
                 for c in created:
                     c.start()
+                    inst.usage.started(spec.task_id, c.id)
             for c in created:
                 c.reload()  # the host ports Docker picked
         except docker.errors.APIError as exc:
@@ -444,6 +507,7 @@ class DockerRuntime:
         await asyncio.to_thread(self._remove_task, inst, task_id)
 
     def _remove_task(self, inst: _Instance, task_id: str) -> None:
+        inst.usage.forget_task(task_id)
         for c in self._task_containers(inst, task_id):
             with contextlib.suppress(docker.errors.NotFound):
                 kept = self._kept_log(inst.ec2_instance_id, task_id, c.labels.get(LABEL_CONTAINER, c.name))
@@ -457,6 +521,68 @@ class DockerRuntime:
     async def list_tasks(self, ec2_instance_id: str) -> list[TaskStatus]:
         inst = self._instance(ec2_instance_id)
         return await asyncio.to_thread(lambda: self._collect(inst, self._task_containers(inst)))
+
+    async def task_usage(self, ec2_instance_id: str) -> list[TaskUsage]:
+        """Every running task's counters from its cgroup files: one worker-thread call per instance."""
+        inst = self._instance(ec2_instance_id)
+        return await asyncio.to_thread(self._sample_usage, inst)
+
+    def _sample_usage(self, inst: _Instance) -> list[TaskUsage]:
+        registry = inst.usage
+        if not inst.cgroups_looked_up:
+            inst.cgroups = self._find_instance_cgroups(inst)
+            inst.cgroups_looked_up = True
+        if inst.cgroups is None:
+            return []
+        if not registry.seeded:
+            self._seed_usage(inst)
+        with registry.lock:
+            tasks = [(task_id, counters, list(counters.containers.items()))
+                     for task_id, counters in registry.tasks.items()]
+        result = []
+        for task_id, counters, containers in tasks:
+            cpu_total, memory, alive = 0.0, 0, False
+            for container_id, cgroup in containers:
+                if cgroup is None:
+                    cgroup = find_container_cgroup(inst.cgroups, container_id)
+                try:
+                    if cgroup is None:
+                        raise FileNotFoundError(container_id)
+                    cpu, mem = read_container(cgroup)
+                except (OSError, ValueError):   # exited (its cgroup is gone)
+                    registry.exited(container_id)
+                    continue
+                with registry.lock:
+                    if container_id not in counters.containers:   # a die event retired it meanwhile
+                        continue
+                    counters.containers[container_id] = cgroup
+                    counters.last_cpu[container_id] = cpu
+                cpu_total, memory, alive = cpu_total + cpu, memory + mem, True
+            if alive:
+                result.append(TaskUsage(task_id, counters.retired_cpu + cpu_total, memory, time.monotonic()))
+        return result
+
+    def _find_instance_cgroups(self, inst: _Instance) -> InstanceCgroups | None:
+        if self._cgroup_layout is None:
+            self._cgroup_layout = CgroupLayout.detect()
+        try:
+            pid = int(self.client.api.inspect_container(inst.container_id)["State"]["Pid"] or 0)
+        except docker.errors.APIError:
+            pid = 0
+        found = self._cgroup_layout.instance_cgroups(pid, inst.container_id)
+        if found is None:
+            log.warning("no cgroup found for instance %s (container %s): its tasks report no usage",
+                        inst.ec2_instance_id, inst.container_id[:12])
+        return found
+
+    def _seed_usage(self, inst: _Instance) -> None:
+        """After adopt: the task containers already running (later ones arrive by run_task and events)."""
+        running = inst.inner.containers.list(filters={"label": [f"{LABEL_OWNER}={self.owner}"], "status": "running"})
+        for c in running:
+            task_id = c.labels.get(LABEL_TASK)
+            if task_id:
+                inst.usage.started(task_id, c.id)
+        inst.usage.seeded = True
 
     async def task_logs(self, ec2_instance_id: str, task_id: str, container: str) -> str:
         inst = self.instances.get(ec2_instance_id)

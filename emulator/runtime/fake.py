@@ -20,16 +20,23 @@ What is simulated, and how it differs from Docker:
   wording, and nothing of the task is left behind.
 - Logs: each container "prints" one start-up line; `write_log` adds more.
   Logs outlive `remove_task` and `terminate_instance`, as awslogs output does.
+- Usage (`task_usage`): each task uses what `set_usage` last said, in the
+  instance type's terms, and reports it scaled by the task's resource scales
+  as the Docker runtime's real readings are. Until told otherwise a task
+  idles (0.2% of a vCPU, 32 MiB). CPU seconds accumulate on the `clock`
+  given to the runtime (default `time.monotonic`), which is also the
+  `sampled_at_monotonic` it reports, and stop when the task's containers exit.
 
 Test knobs (not part of the `Runtime` protocol): `kill_container`,
-`kill_instance`, `set_health`, `write_log`, `add_image`, `remove_image`,
-`image_exists`, `drain_events`, and the `launch_delay` hook.
+`kill_instance`, `set_health`, `set_usage`, `write_log`, `add_image`,
+`remove_image`, `image_exists`, `drain_events`, and the `launch_delay` hook.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -47,12 +54,16 @@ from .base import (
     RuntimeFailure,
     TaskSpec,
     TaskStatus,
+    TaskUsage,
 )
 
 MISSING_IMAGE_MARKER = "does-not-exist"
 HEALTH_VALUES = ("healthy", "unhealthy")
 KILLED_EXIT_CODE = 137    # SIGKILL: what Docker reports for a container killed from outside
 STOPPED_EXIT_CODE = 0     # the sample app drains and exits 0 on SIGTERM
+IDLE_VCPUS = 0.002        # what a task uses until `set_usage` says otherwise (in the instance type's vCPUs)
+IDLE_MEMORY_MIB = 32.0
+MIB = 1 << 20
 
 LaunchDelay = Callable[[InstanceSpec], Awaitable[None]]
 
@@ -61,6 +72,21 @@ LaunchDelay = Callable[[InstanceSpec], Awaitable[None]]
 class _Task:
     spec: TaskSpec
     containers: dict[str, ContainerStatus]   # by container name, in the task definition's order
+    # Usage, real (already scaled): CPU seconds = cpu_base + cpu_rate x (clock - cpu_base_at).
+    cpu_base: float = 0.0
+    cpu_base_at: float = 0.0
+    cpu_rate: float = 0.0
+    memory_bytes: int = 0
+
+    def cpu_seconds(self, now: float) -> float:
+        return self.cpu_base + self.cpu_rate * max(0.0, now - self.cpu_base_at)
+
+    def set_cpu_rate(self, rate: float, now: float) -> None:
+        self.cpu_base, self.cpu_base_at, self.cpu_rate = self.cpu_seconds(now), now, rate
+
+    @property
+    def running(self) -> bool:
+        return any(c.state == "running" for c in self.containers.values())
 
 
 @dataclass
@@ -96,7 +122,8 @@ class FakeRuntime:
     """The `Runtime` protocol in memory. See the module docstring for what it simulates."""
 
     def __init__(self, images: Iterable[str] | None = None, *, rng: random.Random | None = None,
-                 launch_delay: LaunchDelay | None = None, behave_like_sample_app: bool = False) -> None:
+                 launch_delay: LaunchDelay | None = None, behave_like_sample_app: bool = False,
+                 clock: Callable[[], float] | None = None) -> None:
         # images=None: everything exists but MISSING_IMAGE_MARKER names; else exactly `images`.
         self._any_image = images is None
         self._images = {_normalize(i) for i in images or ()}
@@ -114,6 +141,8 @@ class FakeRuntime:
         self._launched = 0
         self._queue: asyncio.Queue = asyncio.Queue()
         self._closed = False
+        # Seconds on which task CPU accumulates (usage only), e.g. a simulation's clock.
+        self.usage_clock = clock or time.monotonic
 
     # --- images ---------------------------------------------------------------
 
@@ -189,7 +218,8 @@ class FakeRuntime:
                 raise CannotPullContainerError(container.image, f"{_normalize(container.image)}: not found")
         bindings, next_port = self._plan_bindings(instance, spec)
         instance.next_dynamic_port = next_port
-        task = _Task(spec, {})
+        task = _Task(spec, {}, cpu_base_at=self.usage_clock(), cpu_rate=IDLE_VCPUS * spec.cpu_scale,
+                     memory_bytes=int(IDLE_MEMORY_MIB * MIB * spec.memory_scale))
         logs = self._logs[spec.ec2_instance_id]
         for container, ports in zip(spec.containers, bindings):
             status = ContainerStatus(
@@ -237,6 +267,13 @@ class FakeRuntime:
 
     async def list_tasks(self, ec2_instance_id: str) -> list[TaskStatus]:
         return [_task_status(t) for t in self._instance(ec2_instance_id).tasks.values()]
+
+    async def task_usage(self, ec2_instance_id: str) -> list[TaskUsage]:
+        """Counters of the instance's tasks that have a running container (see `set_usage`)."""
+        instance = self._instance(ec2_instance_id)
+        now = self.usage_clock()
+        return [TaskUsage(t.spec.task_id, t.cpu_seconds(now), t.memory_bytes, now)
+                for t in instance.tasks.values() if t.running]
 
     async def task_logs(self, ec2_instance_id: str, task_id: str, container: str) -> str:
         """What the container printed; "" for a container that never ran here."""
@@ -309,6 +346,41 @@ class FakeRuntime:
             status.health = health
             self._emit_container(instance, task, status)
 
+    def set_usage(self, ec2_instance_id: str, task_id: str, cpu_fraction_of_reserved: float | None = None,
+                  memory_mib: float | None = None, cpu_seconds_per_second: float | None = None) -> None:
+        """From now on the task uses this much; what is not given stays as it was.
+
+        In the instance type's terms, as ECS would measure on a real EC2
+        instance: `cpu_fraction_of_reserved` 0.5 is half the CPU units the task
+        reserves (1.0: all of them; above 1 when it borrows idle CPU);
+        `cpu_seconds_per_second` is vCPUs busy (1.0: one whole vCPU);
+        `memory_mib` is memory in use. `task_usage` reports them times the
+        task's resource scales, as real readings are. A task whose containers
+        have exited keeps its counters; setting its usage changes nothing.
+        """
+        if cpu_fraction_of_reserved is not None and cpu_seconds_per_second is not None:
+            raise ValueError("give cpu_fraction_of_reserved or cpu_seconds_per_second, not both")
+        for name, value in (("cpu_fraction_of_reserved", cpu_fraction_of_reserved), ("memory_mib", memory_mib),
+                            ("cpu_seconds_per_second", cpu_seconds_per_second)):
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+        instance = self._instance(ec2_instance_id)
+        task = instance.tasks.get(task_id)
+        if task is None:
+            raise ValueError(f"no task {task_id} on {ec2_instance_id}")
+        if not task.running:
+            return
+        spec = task.spec
+        if cpu_fraction_of_reserved is not None:
+            units = spec.reserved_cpu_units
+            if units <= 0:
+                raise ValueError(f"task {task_id} reserves no CPU units: give cpu_seconds_per_second instead")
+            cpu_seconds_per_second = cpu_fraction_of_reserved * units / 1024
+        if cpu_seconds_per_second is not None:
+            task.set_cpu_rate(cpu_seconds_per_second * spec.cpu_scale, self.usage_clock())
+        if memory_mib is not None:
+            task.memory_bytes = int(memory_mib * MIB * spec.memory_scale)
+
     async def http_probe(self, host: str, port: int, path: str, timeout: float) -> int:
         """What an HTTP GET to (instance address, host port) would answer, without a socket.
 
@@ -368,6 +440,8 @@ class FakeRuntime:
     def _exit(self, instance: _Instance, task: _Task, status: ContainerStatus,
               exit_code: int, reason: str | None) -> None:
         status.state, status.exit_code, status.reason = "exited", exit_code, reason
+        if not task.running:   # its last container: the CPU counter stops where it is
+            task.set_cpu_rate(0.0, self.usage_clock())
         instance.bound_ports.difference_update((p.protocol, p.host_port) for p in status.network_bindings)
         self._emit_container(instance, task, status)
 
