@@ -35,6 +35,7 @@ from .control.recovery import recover
 from .control.registry import register_task_definition
 from .control.service_scheduler import ServiceScheduler
 from .control.task_autoscaler import ServiceAutoScaler
+from .metrics import MetricsCollector, MetricsExporter, MetricsStore, add_metrics_route
 from .model.arn import service_arn
 from .model.service import SERVICE_INACTIVE
 from .model.shapes import to_api
@@ -89,9 +90,12 @@ class Emulator:
         self.load_balancing = ServiceLoadBalancing(self.store, self.agent, self.alb, self.clock,
                                                    self.scheduler.service_event)
         self.scheduler.load_balancing = self.load_balancing
+        self.metrics = MetricsStore()
+        self.collector = MetricsCollector(self.store, self.runtime, self.clock, self.metrics, self.alb,
+                                          cpu_scale=scale.cpu, memory_scale=scale.memory)
         self.capacity_scaler = CapacityScaler(self.store, self.asgs, self.clock, self.metrics)
         self.autoscaler = ServiceAutoScaler(self.store, self.clock, self.metrics, region=self.stack.settings.region,
-                                            rng=self.rng)
+                                            rng=self.rng, sample_period=self.collector.sample_period)
         counts = await recover(self.agent)
         log.info("recovered: %s", counts)
         self.apply_stack()
@@ -100,6 +104,7 @@ class Emulator:
         self.loops = [loop.create_task(self.agent.follow_events(), name="agent-events"),
                       loop.create_task(self.asgs.run(), name="auto-scaling-groups"),
                       loop.create_task(self.scheduler.run(), name="service-scheduler"),
+                      loop.create_task(self.collector.run(), name="metrics"),
                       loop.create_task(self.capacity_scaler.run(), name="capacity-providers"),
                       loop.create_task(self.autoscaler.run(), name="service-auto-scaling")]
         if self.api_port is not None:
@@ -135,9 +140,12 @@ class Emulator:
 
     async def _start_api(self) -> None:
         """The AWS-compatible endpoint (ECS's JSON 1.1 protocol) on api_host:api_port."""
-        backend = Backend(self.store, self.clock, self.agent, self.stack.settings.region, self.rng, alb=self.alb)
+        backend = Backend(self.store, self.clock, self.agent, self.stack.settings.region, self.rng, alb=self.alb,
+                          extras={"capacity_scaler": self.capacity_scaler, "autoscaler": self.autoscaler,
+                                  "metrics": self.metrics})
         app = make_app(backend)
         add_native_routes(app, backend, apply_stack=self.apply_new_stack)
+        add_metrics_route(app, MetricsExporter(self.metrics, self.store, self.alb, clock=self.clock))
         self.api_runner = web.AppRunner(app, access_log=None)
         await self.api_runner.setup()
         site = web.TCPSite(self.api_runner, self.api_host, self.api_port)
@@ -205,6 +213,7 @@ class Emulator:
             await self.api_runner.cleanup()
         if self.capacity_scaler is not None:
             self.capacity_scaler.close()
+            self.collector.close()
         if self.alb is not None:
             self.load_balancing.close()
             await self.alb.close()

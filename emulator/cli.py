@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from collections import Counter
@@ -60,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (default 10)")
     load.add_argument("--json", action="store_true", help="JSON for scripts")
     load.set_defaults(run=_load)
+
+    sim = sub.add_parser("simulate", help="play a stack with synthetic traffic on the in-memory runtime, "
+                                          "as fast as the CPU allows (the seed's spike by default)")
+    sim.add_argument("stack", nargs="?", help="stack YAML file (default: the built-in stack)")
+    sim.add_argument("--traffic", help="requests/s from each time of day on, e.g. 09:00=160,09:12=600,09:25=160 "
+                                       "(default: the seed's spike)")
+    sim.add_argument("--cpu-ms-per-request", type=float, default=10.0, metavar="MS",
+                     help="CPU one request costs a task (default 10)")
+    sim.add_argument("--start", default="09:00", help="AWS time of day the story starts (default 09:00)")
+    sim.add_argument("--until", help="AWS time of day it ends (default 11:15 with the default story, else 10:30)")
+    sim.add_argument("--deploy", action="append", default=[], metavar="HH:MM[=IMAGE]",
+                     help="update the service to a new revision at that time (default story: 10:30=web-app:v2)")
+    sim.add_argument("--service", help="the service --deploy updates (default: the stack's first)")
+    sim.add_argument("--seed", type=int, default=0, help="seed for placement and ids")
+    sim.add_argument("--json", action="store_true", help="the final state and every event, as JSON")
+    sim.set_defaults(run=_simulate)
 
     validate = sub.add_parser("validate", help="check a stack file (the default stack if none given)")
     validate.add_argument("stack", nargs="?", help="stack YAML file")
@@ -124,6 +141,19 @@ def _views(sub) -> None:
 
     view(sub, "status", cli_views.status, "everything at a glance: instances with their tasks, services, deployments")
 
+    view(sub, "asg", cli_views.asg, "Auto Scaling groups: min/max/desired, in service, protected; their instances "
+         "with protection and tasks")
+    view(sub, "capacity-providers", cli_views.capacity_providers, "capacity providers: CapacityProviderReservation "
+         "vs targetCapacity, M and N, and the article's task-slot gauge beside it")
+    view(sub, "scaling", cli_views.scaling, "service auto scaling: scalable targets, policies with their alarms' "
+         "states, and the scaling activities of both dimensions, newest first")
+    top = view(sub, "top", cli_views.top, "a live view of both scaling dimensions (Ctrl-C, --for or --frames stops)")
+    top.add_argument("--interval", type=_seconds_at_least(0.0), default=cli_views.DEFAULT_TOP_INTERVAL_S,
+                     metavar="SECONDS", help="between frames (default %(default)g)")
+    top.add_argument("--for", dest="for_seconds", type=_seconds_at_least(0.0, above=True), metavar="SECONDS",
+                     help="stop after SECONDS (default: until Ctrl-C)")
+    top.add_argument("--frames", type=_whole_at_least(1), metavar="N", help="stop after N frames")
+
     register = view(sub, "register-task-definition", cli_views.register_task_definition,
                     "register a task definition (AWS's JSON) as the next revision of its family", cluster=False)
     register.add_argument("--cli-input-json", required=True, metavar="file://PATH",
@@ -158,6 +188,27 @@ def _view_parser(sub, name: str, run, help: str, *, cluster: bool = True) -> arg
     return parser
 
 
+def _seconds_at_least(minimum: float, *, above: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected a number of seconds {'above' if above else 'of at least'} "
+                                             f"{minimum:g}, not '{text}'")
+        return value
+    return parse
+
+
+def _whole_at_least(minimum: int):
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not '{text}'")
+        return int(text)
+    return parse
+
+
 def _stack_and_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", nargs="?", help="stack YAML file (default: the built-in stack)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
@@ -173,6 +224,30 @@ def _load(args: argparse.Namespace) -> int:
             "--timeout", str(args.timeout)]
     argv += ["--closed-loop"] if args.closed_loop else ["--rate", str(args.rate)]
     return loadgen.main(argv + (["--json"] if args.json else []), prog="ecsemu load")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import DEFAULT_TRAFFIC, Deployment, TrafficError, parse_time_of_day, parse_traffic, run
+
+    stack = _stack(args.stack)
+    story = args.traffic is None and not args.deploy
+    try:
+        traffic = parse_traffic(args.traffic or DEFAULT_TRAFFIC, args.cpu_ms_per_request)
+        service = args.service or (stack.services[0].service_name if stack.services else None)
+        specs = args.deploy or (["10:30=web-app:v2"] if story and args.until is None else [])
+        if specs and service is None:
+            raise TrafficError("--deploy needs a service, and the stack has none")
+        if service is not None and stack.service(service) is None:
+            raise TrafficError(f"--service {service}: the stack has no such service")
+        deployments = tuple(Deployment(parse_time_of_day(at), service, image or "web-app:v2")
+                            for at, _, image in (spec.partition("=") for spec in specs))
+        until = args.until or ("11:15" if story else "10:30")
+        result = run(stack, traffic, start=args.start, until=until, deployments=deployments, seed=args.seed)
+    except TrafficError as exc:
+        print(f"ecsemu: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.render())
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ nobody answers on becomes `EmulatorUnreachable`.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -108,7 +109,8 @@ class EmulatorClient:
             raise _api_error(exc.code, exc.read()) from None
         except urllib.error.URLError as exc:
             raise EmulatorUnreachable(self.endpoint, str(getattr(exc.reason, "strerror", None) or exc.reason)) from None
-        except (ConnectionError, socket.timeout, TimeoutError) as exc:
+        except (ConnectionError, socket.timeout, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: the connection broke mid-answer (IncompleteRead, BadStatusLine): it went away.
             raise EmulatorUnreachable(self.endpoint, str(exc) or type(exc).__name__) from None
 
 

@@ -2,7 +2,8 @@
 
 Each view is `view(client, args) -> exit code` over `EmulatorClient`: ECS
 things through ECS's own calls (ListServices, DescribeTasks, ...), the rest
-(events, target health, logs, the summary) through the native API. Errors
+(events, target health, logs, the summary, both scaling dimensions: `asg`,
+`capacity-providers`, `scaling`, `top`) through the native API. Errors
 the API answers propagate as `ApiError`, which `ecsemu` prints as
 `ecsemu: <Code>: <message>`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import re
 import sys
@@ -21,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .cli_client import MAX_DESCRIBE_SERVICES, EmulatorClient
+from .cli_client import MAX_DESCRIBE_SERVICES, EmulatorClient, EmulatorUnreachable
 from .errors import AwsError, ClusterNotFoundException, InvalidParameterException, ServiceNotFoundException
 from .model.arn import short_name
 from .model.events import SERVICE_EVENT
@@ -522,3 +524,303 @@ def deploy(client: EmulatorClient, args: argparse.Namespace) -> int:
     print(f"ecsemu: deployment {deployed.deployment_id} {what}", file=sys.stderr)
     return 2
 
+
+
+# --- both scaling dimensions (GET /ecsemu/v1/scaling) -----------------------------------------------
+
+DEFAULT_TOP_INTERVAL_S = 2.0
+TOP_EVENTS = 5
+TOP_TIMEOUT_S = 10.0               # one frame's request; a hung emulator must not freeze the view for 30 s
+CLEAR_SCREEN = "\x1b[H\x1b[2J"     # cursor home, erase the screen (only when stdout is a terminal)
+SLOT_GAUGE_LABEL = "the article's task-slot gauge: running tasks x 100 / task slots (not what ECS scales on)"
+RESERVATION_LABEL = "CapacityProviderReservation = M / N x 100 (what ECS managed scaling keeps at targetCapacity)"
+
+
+def scaling_state(client: EmulatorClient, cluster: str | None, *, events: int | None = None,
+                  timeout: float | None = None) -> dict[str, Any]:
+    """GET /ecsemu/v1/scaling: both scaling dimensions of the cluster (the first one when None)."""
+    return client.native("GET", "scaling", query={"cluster": cluster, "events": events}, timeout=timeout)
+
+
+def _number(value: float | None, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}{suffix}" if value != int(value) else f"{int(value)}{suffix}"
+
+
+def _joined_instances(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The groups with each instance's container instance (tasks, free resources) joined in, for --json."""
+    by_id = {ci["ec2InstanceId"]: ci for ci in state["containerInstances"]}
+    groups = []
+    for g in state["autoScalingGroups"]:
+        groups.append({**g, "Instances": [{**i, "ContainerInstance": by_id.get(i["InstanceId"])}
+                                          for i in g["Instances"]]})
+    return groups
+
+
+def asg(client: EmulatorClient, args: argparse.Namespace) -> int:
+    """The Auto Scaling groups: desired / in service / protected, then each one's instances and their tasks."""
+    state = scaling_state(client, args.cluster, events=0)
+    if args.json:
+        print_json(_joined_instances(state))
+        return 0
+    groups = state["autoScalingGroups"]
+    if not groups:
+        print(f"cluster {state['clusterName']} has no Auto Scaling group")
+        return 0
+    print_table(["AUTO SCALING GROUP", "TYPE", "MIN", "MAX", "DESIRED", "IN SERVICE", "LAUNCHING", "PROTECTED",
+                 "CAPACITY PROVIDER"],
+                [[g["AutoScalingGroupName"], g["InstanceType"] or "-", g["MinSize"], g["MaxSize"],
+                  g["DesiredCapacity"], g["InServiceInstances"], g["LaunchingInstances"], g["ProtectedInstances"],
+                  g["CapacityProviderName"] or "-"] for g in groups])
+    by_id = {ci["ec2InstanceId"]: ci for ci in state["containerInstances"]}
+    for g in groups:
+        print(f"\n{g['AutoScalingGroupName']}: {len(g['Instances'])} instance(s)")
+        if not g["Instances"]:
+            continue
+        rows = []
+        for i in g["Instances"]:
+            ci = by_id.get(i["InstanceId"])
+            tasks = " ".join(f"{t['taskId']}({t['lastStatus']})" for t in ci["tasks"]) if ci else ""
+            rows.append([i["InstanceId"], i["AvailabilityZone"] or "-", i["ContainerInstanceStatus"],
+                         "yes" if i["ProtectedFromScaleIn"] else "no",
+                         _free(ci["remainingResources"]["cpu"], ci["registeredResources"]["cpu"]) if ci else "-",
+                         _free(ci["remainingResources"]["memory"], ci["registeredResources"]["memory"]) if ci else "-",
+                         tasks or "-"])
+        print_table(["INSTANCE", "AZ", "STATUS", "PROTECTED", "FREE CPU", "FREE MEMORY MIB", "TASKS"], rows)
+    return 0
+
+
+def _reservation(cp: dict[str, Any]) -> tuple[str, str]:
+    """("200%", "M 4 / N 2, step 2") of a provider's latest CapacityProviderReservation, "-" before the first."""
+    r = cp["capacityProviderReservation"]
+    if r is None:
+        return "-", "- (no datapoint yet)"
+    detail = f"M {r['m']} / N {r['n']}" + (f", step +{r['step']}" if r["step"] else "")
+    if r["excluded"]:
+        detail += f", {r['excluded']} task(s) fit no instance type"
+    return _number(r["value"], "%"), detail
+
+
+def _slot_gauge(cp: dict[str, Any]) -> str:
+    parts = []
+    for g in cp["taskSlotGauge"]["services"]:
+        percent = _number(g["percent"], "%") if g["percent"] is not None else "-"
+        slots = g["taskSlots"] if g["taskSlots"] is not None else "?"
+        parts.append(f"{percent} = {g['runningTasks']} running / {slots} slots ({g['serviceName']})")
+    return "; ".join(parts) or "-"
+
+
+def capacity_providers(client: EmulatorClient, args: argparse.Namespace) -> int:
+    """The capacity providers: CapacityProviderReservation against targetCapacity, M and N, and the seed
+    article's task-slot gauge beside it."""
+    state = scaling_state(client, args.cluster, events=0)
+    providers = state["capacityProviders"]
+    if args.json:
+        print_json(providers)
+        return 0
+    if not providers:
+        print(f"cluster {state['clusterName']} has no capacity provider")
+        return 0
+    rows = []
+    for cp in providers:
+        ms = cp["managedScaling"]
+        value, detail = _reservation(cp)
+        rows.append([cp["name"], cp["autoScalingGroupName"], ms["status"], value, f"{ms['targetCapacity']}%", detail,
+                     f"{ms['minimumScalingStepSize']}-{ms['maximumScalingStepSize']}",
+                     f"{ms['instanceWarmupPeriod']}s", cp["managedTerminationProtection"], _slot_gauge(cp)])
+    print_table(["CAPACITY PROVIDER", "ASG", "MANAGED SCALING", "RESERVATION", "TARGET", "M / N", "STEP",
+                 "WARM-UP", "TERMINATION PROTECTION", "SLOT GAUGE (ARTICLE)"], rows)
+    alarms = [[cp["name"], a["alarmName"], _condition(a["comparisonOperator"], a["threshold"],
+                                                      a["evaluationPeriods"]), a["stateValue"]]
+              for cp in providers for a in cp["managedScalingAlarms"]]
+    if alarms:
+        print()
+        print_table(["CAPACITY PROVIDER", "ALARM", "CONDITION", "STATE"], alarms)
+    print(f"\nRESERVATION: {RESERVATION_LABEL}.\nSLOT GAUGE (ARTICLE): {SLOT_GAUGE_LABEL}.")
+    return 0
+
+
+def _condition(operator: str | None, threshold: float | None, periods: int | None) -> str:
+    if operator is None or threshold is None:
+        return "-"
+    sign = {"GreaterThanThreshold": ">", "LessThanThreshold": "<", "GreaterThanOrEqualToThreshold": ">=",
+            "LessThanOrEqualToThreshold": "<="}.get(operator, operator)
+    return f"{sign} {_number(threshold)} for {periods} of {periods} min" if periods else f"{sign} {_number(threshold)}"
+
+
+def _metric_name(policy: dict[str, Any]) -> str:
+    metric = policy.get("Metric") or {}
+    return metric.get("PredefinedMetricType") or metric.get("MetricName") or "-"
+
+
+def _activity_subject(a: dict[str, Any]) -> str:
+    if a["Source"] == "autoscaling":
+        return f"Auto Scaling group {a['AutoScalingGroupName']}"
+    return f"Application Auto Scaling {a['ResourceId']}"
+
+
+def scaling(client: EmulatorClient, args: argparse.Namespace) -> int:
+    """Service auto scaling: scalable targets, their policies and alarms' states, then the scaling activities
+    of both services, newest first, as AWS words them."""
+    state = scaling_state(client, args.cluster, events=0)
+    if args.json:
+        print_json({"scalableTargets": state["scalableTargets"], "scalingActivities": state["scalingActivities"]})
+        return 0
+    targets = state["scalableTargets"]
+    if targets:
+        print_table(["SCALABLE TARGET", "MIN", "MAX", "DESIRED", "SUSPENDED"],
+                    [[t["ResourceId"], t["MinCapacity"], t["MaxCapacity"], _number(t["DesiredCount"]),
+                      ", ".join(k.removesuffix("Suspended") for k, v in t["SuspendedState"].items() if v) or "-"]
+                     for t in targets])
+    else:
+        print(f"cluster {state['clusterName']} has no scalable target")
+    policies = [(t, p) for t in targets for p in t["ScalingPolicies"]]
+    if policies:
+        print()
+        print_table(["SERVICE", "POLICY", "TYPE", "METRIC", "TARGET", "SCALE-OUT COOLDOWN", "SCALE-IN COOLDOWN",
+                     "LAST EVALUATION"],
+                    [[t["ServiceName"], p["PolicyName"], p["PolicyType"], _metric_name(p), _number(p["TargetValue"]),
+                      _seconds(p["ScaleOutCooldown"] if p["ScaleOutCooldown"] is not None else p["Cooldown"]),
+                      _seconds(p["ScaleInCooldown"] if p["ScaleInCooldown"] is not None else p["Cooldown"]),
+                      (p["LastEvaluation"] or {}).get("Reason") or "-"] for t, p in policies])
+        alarms = [[p["PolicyName"], a["AlarmName"], _condition(a["ComparisonOperator"], a["Threshold"],
+                                                               a["EvaluationPeriods"]), a["StateValue"]]
+                  for _, p in policies for a in p["Alarms"]]
+        if alarms:
+            print()
+            print_table(["POLICY", "ALARM", "CONDITION", "STATE"], alarms)
+    activities = state["scalingActivities"]
+    print(f"\nscaling activities, newest first ({len(activities)}):" if activities else "\nno scaling activities yet")
+    for a in activities:
+        print(f"\n{when(a['StartTime'])}  {_activity_subject(a)}")
+        print(f"  StatusCode:  {a['StatusCode']}")
+        print(f"  Description: {a['Description']}")
+        print(f"  Cause:       {a['Cause'] or '-'}")
+        if a.get("StatusMessage"):
+            print(f"  StatusMessage: {a['StatusMessage']}")
+    return 0
+
+
+def _seconds(value: int | None) -> str:
+    return "-" if value is None else f"{value}s"
+
+
+# --- ecsemu top ------------------------------------------------------------------------------------
+
+
+def _policy_targets(state: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    return [p for t in state["scalableTargets"] if t["ServiceName"] == service for p in t["ScalingPolicies"]
+            if p["PolicyType"] == "TargetTrackingScaling"]
+
+
+def _service_target(state: dict[str, Any], svc: dict[str, Any]) -> tuple[str, str]:
+    """("CPU 75% (cpu-tracking)", "high OK, low OK") for the service's target tracking policies."""
+    targets, alarms = [], []
+    for p in _policy_targets(state, svc["serviceName"]):
+        metric = (p.get("Metric") or {}).get("MetricName") or _metric_name(p)
+        label = {"CPUUtilization": "CPU", "MemoryUtilization": "memory"}.get(metric, metric)
+        unit = "%" if metric in ("CPUUtilization", "MemoryUtilization") else ""
+        targets.append(f"{label} {_number(p['TargetValue'], unit)} ({p['PolicyName']})")
+        alarms.append(", ".join(f"{'high' if '-AlarmHigh-' in a['AlarmName'] else 'low'} {a['StateValue']}"
+                                for a in p["Alarms"]))
+    return "; ".join(targets) or "-", "; ".join(a for a in alarms if a) or "-"
+
+
+def _metric(svc: dict[str, Any], name: str) -> str:
+    sample = (svc.get("metrics") or {}).get(name)
+    return _number(round(sample["value"], 1), "%") if sample else "-"
+
+
+def render_top_frame(state: dict[str, Any], *, interval: float | None = None, out=None) -> None:
+    """One frame of `ecsemu top`: time, services, groups with their providers, instances, newest events."""
+    out = out or sys.stdout
+    refresh = f"; every {interval:g}s, Ctrl-C stops" if interval is not None else ""
+    print(f"ecsemu top  cluster {state['clusterName']}  AWS time {when(state['awsTime'])} "
+          f"(time scale {state['timeScale']:g}x){refresh}\n", file=out)
+    services = state["services"]
+    if services:
+        rows = []
+        for s in services:
+            target, alarms = _service_target(state, s)
+            rows.append([s["serviceName"], s["desiredCount"], s["runningCount"], s["pendingCount"],
+                         _metric(s, "CPUUtilization"), _metric(s, "MemoryUtilization"), target, alarms])
+        print_table(["SERVICE", "DESIRED", "RUNNING", "PENDING", "CPU", "MEMORY", "POLICY TARGET", "ALARMS"], rows,
+                    out=out)
+    else:
+        print("no services", file=out)
+    providers = {cp["autoScalingGroupName"]: cp for cp in state["capacityProviders"]}
+    if state["autoScalingGroups"]:
+        rows = []
+        for g in state["autoScalingGroups"]:
+            cp = providers.get(g["AutoScalingGroupName"])
+            value, detail = _reservation(cp) if cp else ("-", "-")
+            target = f"{cp['managedScaling']['targetCapacity']}%" if cp else "-"
+            rows.append([g["AutoScalingGroupName"], g["DesiredCapacity"], g["InServiceInstances"],
+                         g["LaunchingInstances"], f"{g['MinSize']}-{g['MaxSize']}", cp["name"] if cp else "-",
+                         value, target, detail])
+        print(file=out)
+        print_table(["AUTO SCALING GROUP", "DESIRED", "IN SERVICE", "LAUNCHING", "MIN-MAX", "CAPACITY PROVIDER",
+                     "RESERVATION", "TARGET", "M / N"], rows, out=out)
+    if state["containerInstances"]:
+        print(file=out)
+        print_table(["INSTANCE", "AZ", "STATUS", "PROTECTED", "FREE CPU", "FREE MEMORY MIB", "TASKS"],
+                    [[i["ec2InstanceId"], i["availabilityZone"] or "-", i["status"],
+                      "yes" if i["protectedFromScaleIn"] else "no",
+                      _free(i["remainingResources"]["cpu"], i["registeredResources"]["cpu"]),
+                      _free(i["remainingResources"]["memory"], i["registeredResources"]["memory"]),
+                      " ".join(f"{t['taskId'][:8]}({t['lastStatus']})" for t in i["tasks"]) or "-"]
+                     for i in state["containerInstances"]], out=out)
+    print(f"\nnewest events:", file=out)
+    for e in state["events"]:
+        print(f"  {when(e['awsTime'])}  {short_name(e['resource'])}: {e['message']}", file=out)
+    if not state["events"]:
+        print("  -", file=out)
+
+
+def top(client: EmulatorClient, args: argparse.Namespace, *, sleep: Callable[[float], object] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic) -> int:
+    """A live view of both scaling dimensions, a frame every --interval seconds, until Ctrl-C, --for SECONDS or
+    --frames N. The screen is cleared between frames only when stdout is a terminal; --json prints each frame
+    as one JSON line. Exit 1 when the emulator stops answering."""
+    interval = DEFAULT_TOP_INTERVAL_S if args.interval is None else args.interval
+    deadline = None if args.for_seconds is None else monotonic() + args.for_seconds
+    terminal = sys.stdout.isatty() and not args.json
+    frames = 0
+    try:
+        while True:
+            try:
+                state = scaling_state(client, args.cluster, events=TOP_EVENTS, timeout=TOP_TIMEOUT_S)
+            except EmulatorUnreachable as exc:
+                if frames == 0:
+                    raise
+                print(f"ecsemu: the emulator at {exc.endpoint} stopped answering ({exc.reason})", file=sys.stderr,
+                      flush=True)
+                return 1
+            frames += 1
+            if args.json:
+                print(json.dumps(state, default=str), flush=True)
+            else:
+                frame = io.StringIO()
+                render_top_frame(state, interval=interval, out=frame)
+                if terminal:
+                    sys.stdout.write(CLEAR_SCREEN)
+                elif frames > 1:
+                    sys.stdout.write("\n")
+                sys.stdout.write(frame.getvalue())
+                sys.stdout.flush()
+            if args.frames is not None and frames >= args.frames:
+                return 0
+            wait = interval
+            if deadline is not None:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return 0
+                wait = min(wait, remaining)
+            sleep(wait)
+            if deadline is not None and monotonic() >= deadline:
+                return 0
+    except KeyboardInterrupt:
+        if terminal:
+            sys.stdout.write("\n")
+        return 0

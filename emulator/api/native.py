@@ -1,5 +1,6 @@
 """The emulator's native API under `/ecsemu/v1/`: what AWS has no call for (events, target health, logs,
-time scale, stack files, a one-call summary), as JSON over the same aiohttp endpoint.
+time scale, stack files, a one-call summary, both scaling dimensions at once), as JSON over the same aiohttp
+endpoint.
 
 Errors read as AWS's do, `{"__type": code, "message": ...}` with a 4xx status,
 so `ecsemu` renders them like ECS's. Every route reads the store on the event
@@ -14,20 +15,32 @@ import inspect
 import json
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
+from ..control import scaling_state
+from ..control.asg import GROUP_TAG, PROTECTED_TAG, tag
 from ..control.registry import get_cluster
 from ..control.task_specs import container_spec
-from ..errors import AwsError, InvalidParameterException, ServerException
+from ..errors import AwsError, ClusterNotFoundException, InvalidParameterException, ServerException
 from ..model.arn import short_name
+from ..model.cluster import Cluster
+from ..model.container_instance import ACTIVE as INSTANCE_ACTIVE
 from ..model.container_instance import INACTIVE
-from ..model.events import Event
+from ..model.events import SCALING_ACTIVITY, SERVICE_EVENT, Event
+from ..model.scaling import ECS_NAMESPACE, AutoScalingGroup, CapacityProvider
 from ..model.service import SERVICE_INACTIVE, Service
-from ..model.state import CommitNotice
-from ..model.task import STOPPED, Task
+from ..model.shapes import to_pascal_api
+from ..model.state import CommitNotice, StateStore
+from ..model.task import PROVISIONING, RUNNING, STOPPED, Task
+from ..placement import TaskNeeds
+from ..scaling.alarms import INSUFFICIENT_DATA
+from ..scaling.capacity import managed_scaling_alarms, slot_utilization
+from ..scaling.target_tracking import managed_alarms, metric_spec
 from ..runtime.base import RuntimeFailure
 from ..scenario import Stack, StackError, parse_stack
 from .backend import Backend
@@ -42,6 +55,26 @@ MAX_EVENTS_LIMIT = 1000
 MAX_TAIL_LINES = 100_000
 MAX_TIME_BODY_BYTES = 4 * 1024
 MAX_STACK_BODY_BYTES = 512 * 1024
+
+DEFAULT_SCALING_EVENTS = 5      # GET /scaling's newest journal events (service events, scaling activities)
+MAX_SCALING_EVENTS = 100
+SCALING_ACTIVITIES = 20          # GET /scaling's newest scaling activities, both services' together
+EVENT_SCAN_WINDOW = 256          # the newest events are looked for this many journal entries back, then 4x more
+EVENT_SCAN_LIMIT = 65_536        # ... never further back than this
+
+# What GET /scaling says each of the two instance gauges is (they are easily confused).
+RESERVATION_DEFINITION = ("CapacityProviderReservation (AWS/ECS/ManagedScaling) = M / N x 100: N the group's "
+                          "instances, M the instances needed (those running tasks, plus the step PROVISIONING "
+                          "tasks need). What ECS managed scaling tracks against targetCapacity.")
+SLOT_GAUGE_DEFINITION = ("The seed article's gauge, not a CloudWatch metric and not what ECS scales on: RUNNING "
+                         "tasks x 100 / task slots, where task slots = how many tasks of the service's size (CPU, "
+                         "memory, static ports) fit on the group's ACTIVE instances when each is empty.")
+
+# The service metrics GET /scaling shows beside each service (AWS/ECS, ClusterName + ServiceName).
+SERVICE_METRICS_NAMESPACE = "AWS/ECS"
+SERVICE_METRICS = ("CPUUtilization", "MemoryUtilization")
+
+APPLICATION_AUTO_SCALING, AUTO_SCALING = "application-autoscaling", "autoscaling"  # activities' Source
 
 ApplyStack = Callable[[Stack], Any]
 
@@ -77,6 +110,7 @@ def add_native_routes(app: web.Application, backend: Backend, *, apply_stack: Ap
         "/time": {"GET": api.get_time, "PUT": api.put_time},
         "/stack": {"POST": api.post_stack},
         "/summary": {"GET": api.summary},
+        "/scaling": {"GET": api.scaling},
     }
     for path, methods in routes.items():
         for method, handler in methods.items():
@@ -312,6 +346,396 @@ class _NativeApi:
                 "services": [_service(s) for s in services if s.cluster_arn == c.cluster_arn],
             } for c in clusters],
         }
+
+
+    # --- scaling -------------------------------------------------------------------------
+
+    async def scaling(self, request: web.Request) -> dict[str, Any]:
+        """Both scaling dimensions of one cluster (the first ACTIVE one when none is named): Auto Scaling groups,
+        capacity providers with CapacityProviderReservation, scalable targets with their policies and alarms,
+        the newest scaling activities of both services, the services' counts and metrics, the instances and the
+        newest journal events."""
+        q = request.query
+        events = _int(q, "events", DEFAULT_SCALING_EVENTS, minimum=0, maximum=MAX_SCALING_EVENTS)
+        cluster = self._scaling_cluster(q.get("cluster") or None)
+        return _ScalingView(self.backend, cluster).render(events)
+
+    def _scaling_cluster(self, wanted: str | None) -> Cluster:
+        if wanted:
+            return get_cluster(self.store, wanted, self.backend.region)
+        active = [c for c in self.store.list("cluster") if c.status == "ACTIVE"]
+        if not active:
+            raise ClusterNotFoundException("The emulator has no cluster yet: `ecsemu start` creates its stack's.")
+        return active[0]
+
+
+class _ScalingView:
+    """GET /scaling's answer for one cluster, read from the store (and the scaling loops' memory) at one instant.
+
+    Each part is in its own service's case: Auto Scaling groups and both services' scaling activities in
+    PascalCase (EC2 Auto Scaling, Application Auto Scaling), capacity providers, services and instances in
+    ECS's camelCase.
+    """
+
+    def __init__(self, backend: Backend, cluster: Cluster) -> None:
+        self.backend, self.store, self.cluster = backend, backend.store, cluster
+        self.name = cluster.cluster_name
+        extras = backend.extras or {}
+        self.capacity_scaler = extras.get("capacity_scaler")
+        self.autoscaler = extras.get("autoscaler")
+        self.metrics = extras.get("metrics")
+        store = self.store
+        self.all_instances = [ci for ci in store.list("container_instance") if ci.status != INACTIVE]
+        self.instances = [ci for ci in self.all_instances if _instance_cluster(ci) == self.name]
+        self.tasks = [t for t in store.list("task")
+                      if t.last_status != STOPPED and t.cluster_arn == cluster.cluster_arn]
+        self.services = [s for s in store.list("service")
+                         if s.cluster_arn == cluster.cluster_arn and s.status != SERVICE_INACTIVE]
+        self.providers: list[CapacityProvider] = [cp for cp in (store.get("capacity_provider", n)
+                                                                for n in cluster.capacity_providers) if cp is not None]
+        self.groups = self._groups()
+
+    def render(self, events: int) -> dict[str, Any]:
+        clock = self.backend.clock
+        targets = self._scalable_targets()
+        return {
+            "clusterName": self.name, "clusterArn": self.cluster.cluster_arn,
+            "awsTime": clock.now(), "timeScale": clock.time_scale,
+            "autoScalingGroups": [self._group(g) for g in self.groups],
+            "capacityProviders": [self._provider(cp) for cp in self.providers],
+            "scalableTargets": targets,
+            "scalingActivities": self._activities(),
+            "services": [self._service(s) for s in self.services],
+            "containerInstances": [self._instance(ci) for ci in self.instances],
+            "events": [_event(e) for e in self._newest_events(events)],
+        }
+
+    # --- Auto Scaling groups --------------------------------------------------------------
+
+    def _groups(self) -> list[AutoScalingGroup]:
+        """The cluster's groups: its capacity providers' and those with instances in it (every group when the
+        emulator has this one cluster only)."""
+        wanted = {_group_name(cp) for cp in self.providers}
+        wanted |= {tag(ci, GROUP_TAG) for ci in self.instances if tag(ci, GROUP_TAG)}
+        only = [c for c in self.store.list("cluster") if c.status == "ACTIVE"] == [self.cluster]
+        return [g for g in self.store.list("auto_scaling_group") if only or g.auto_scaling_group_name in wanted]
+
+    def _members(self, group: AutoScalingGroup) -> list:
+        return [ci for ci in self.all_instances if tag(ci, GROUP_TAG) == group.auto_scaling_group_name]
+
+    def _group(self, group: AutoScalingGroup) -> dict[str, Any]:
+        members = self._members(group)
+        desired = group.desired_capacity if group.desired_capacity is not None else group.min_size
+        provider = next((cp.name for cp in self.providers if _group_name(cp) == group.auto_scaling_group_name), None)
+        return {
+            "AutoScalingGroupName": group.auto_scaling_group_name, "AutoScalingGroupARN": group.auto_scaling_group_arn,
+            "MinSize": group.min_size, "MaxSize": group.max_size, "DesiredCapacity": desired,
+            "InstanceType": group.launch_template.instance_type,
+            "AvailabilityZones": list(group.availability_zones),
+            "NewInstancesProtectedFromScaleIn": group.new_instances_protected_from_scale_in,
+            # ACTIVE container instances tagged with the group; the rest of desired is still launching.
+            "InServiceInstances": sum(1 for ci in members if ci.status == INSTANCE_ACTIVE),
+            "LaunchingInstances": max(0, desired - len(members)),
+            "ProtectedInstances": sum(1 for ci in members if tag(ci, PROTECTED_TAG) == "true"),
+            "CapacityProviderName": provider,
+            "Instances": [{
+                "InstanceId": ci.ec2_instance_id, "InstanceType": ci.instance_type,
+                "AvailabilityZone": ci.availability_zone, "LifecycleState": "InService", "HealthStatus": "Healthy",
+                "ProtectedFromScaleIn": tag(ci, PROTECTED_TAG) == "true",
+                "ContainerInstanceArn": ci.container_instance_arn, "ContainerInstanceStatus": ci.status,
+            } for ci in members],
+        }
+
+    # --- capacity providers ---------------------------------------------------------------
+
+    def _provider(self, cp: CapacityProvider) -> dict[str, Any]:
+        asp = cp.auto_scaling_group_provider
+        ms = asp.managed_scaling
+        group_name = _group_name(cp)
+        group = self.store.get("auto_scaling_group", group_name)
+        scaler = self.capacity_scaler
+        reservation = scaler.reservation(self.name, cp.name) if scaler is not None else None
+        state = getattr(scaler, "states", {}).get((self.name, cp.name)) if scaler is not None else None
+        alarms = []
+        if group is not None:
+            made = managed_scaling_alarms(cp, self.name, group_name)
+            for alarm, current in ((made.high, getattr(state, "high_state", None)),
+                                   (made.low, getattr(state, "low_state", None))):
+                alarms.append({"alarmName": alarm.alarm_name, "comparisonOperator": alarm.comparison_operator,
+                               "threshold": alarm.threshold, "evaluationPeriods": alarm.evaluation_periods,
+                               "stateValue": current or INSUFFICIENT_DATA})
+        return {
+            "name": cp.name, "capacityProviderArn": cp.capacity_provider_arn, "status": cp.status,
+            "autoScalingGroupName": group_name, "autoScalingGroupArn": asp.auto_scaling_group_arn,
+            "managedScaling": {"status": ms.status, "targetCapacity": ms.target_capacity,
+                               "minimumScalingStepSize": ms.minimum_scaling_step_size,
+                               "maximumScalingStepSize": ms.maximum_scaling_step_size,
+                               "instanceWarmupPeriod": ms.instance_warmup_period},
+            "managedTerminationProtection": asp.managed_termination_protection,
+            "managedDraining": asp.managed_draining,
+            "capacityProviderReservation": None if reservation is None else {
+                "value": reservation.value, "m": reservation.m, "n": reservation.n, "step": reservation.step,
+                "excluded": reservation.excluded, "targetCapacity": ms.target_capacity,
+                "definition": RESERVATION_DEFINITION},
+            "managedScalingAlarms": alarms,
+            "taskSlotGauge": {"definition": SLOT_GAUGE_DEFINITION,
+                              "services": self._slot_gauges(cp, group)},
+        }
+
+    def _slot_gauges(self, cp: CapacityProvider, group: AutoScalingGroup | None) -> list[dict[str, Any]]:
+        """The article's gauge for each service that uses the provider (or runs tasks on its group)."""
+        members = [ci for ci in self._members(group) if ci.status == INSTANCE_ACTIVE] if group is not None else []
+        on_group = {ci.container_instance_arn for ci in members}
+        gauges = []
+        for svc in self.services:
+            mine = [t for t in self.tasks if t.group == svc.task_group]
+            uses = any(item.capacity_provider == cp.name for item in svc.capacity_provider_strategy)
+            if not uses and not any(t.container_instance_arn in on_group for t in mine):
+                continue
+            running = sum(1 for t in mine if t.last_status == RUNNING and t.container_instance_arn in on_group)
+            slots = _task_slots(self.store.get("task_definition", svc.task_definition), members)
+            gauges.append({"serviceName": svc.service_name, "runningTasks": running, "taskSlots": slots,
+                           "percent": slot_utilization(running, slots) if slots else None})
+        return gauges
+
+    # --- service auto scaling -------------------------------------------------------------
+
+    def _scalable_targets(self) -> list[dict[str, Any]]:
+        prefix = f"service/{self.name}/"
+        targets = [t for t in _all_pages(lambda token: scaling_state.describe_scalable_targets(
+            self.store, ECS_NAMESPACE, next_token=token)) if t.resource_id.startswith(prefix)]
+        desired = {s.service_name: s.desired_count for s in self.services}
+        answer = []
+        for target in targets:
+            policies = _all_pages(lambda token, rid=target.resource_id: scaling_state.describe_scaling_policies(
+                self.store, ECS_NAMESPACE, resource_id=rid, next_token=token))
+            answer.append({
+                "ResourceId": target.resource_id, "ServiceName": target.service_name,
+                "ScalableDimension": target.scalable_dimension,
+                "MinCapacity": target.min_capacity, "MaxCapacity": target.max_capacity,
+                "DesiredCount": desired.get(target.service_name),
+                "SuspendedState": to_pascal_api(target.suspended_state),
+                "ScalingPolicies": [self._policy(p) for p in policies],
+            })
+        return answer
+
+    def _policy(self, policy) -> dict[str, Any]:
+        state = getattr(self.autoscaler, "states", {}).get(policy.resource_id) if self.autoscaler else None
+        alarm_states = getattr(state, "alarm_states", {}) or {}
+        tracking, step = policy.target_tracking_scaling_policy_configuration, policy.step_scaling_policy_configuration
+        shapes = {}
+        metric = None
+        if tracking is not None:
+            try:
+                made = managed_alarms(policy)
+                shapes = {a.alarm_name: a for a in (made.high, made.low) if a is not None}
+                spec = metric_spec(tracking, policy.resource_id)
+                metric = {"Namespace": spec.namespace, "MetricName": spec.metric_name, "Statistic": spec.statistic,
+                          "Dimensions": [{"Name": k, "Value": v} for k, v in spec.dimensions]}
+                predefined = tracking.predefined_metric_specification
+                if predefined is not None:
+                    metric["PredefinedMetricType"] = predefined.predefined_metric_type
+            except ValueError:
+                pass
+        alarms = []
+        for alarm in policy.alarms:
+            shape = shapes.get(alarm.alarm_name)
+            alarms.append({"AlarmName": alarm.alarm_name, "AlarmARN": alarm.alarm_arn,
+                           "ComparisonOperator": shape.comparison_operator if shape else None,
+                           "Threshold": shape.threshold if shape else None,
+                           "EvaluationPeriods": shape.evaluation_periods if shape else None,
+                           "StateValue": alarm_states.get(alarm.alarm_name, INSUFFICIENT_DATA)})
+        last = next((d for d in getattr(state, "last_decisions", None) or []
+                     if d is not None and d.policy_name == policy.policy_name), None)
+        return {
+            "PolicyName": policy.policy_name, "PolicyARN": policy.policy_arn, "PolicyType": policy.policy_type,
+            "TargetValue": tracking.target_value if tracking else None,
+            "Metric": metric,
+            "ScaleOutCooldown": tracking.scale_out_cooldown if tracking else None,
+            "ScaleInCooldown": tracking.scale_in_cooldown if tracking else None,
+            "DisableScaleIn": tracking.disable_scale_in if tracking else None,
+            "Cooldown": step.cooldown if step else None,
+            "Alarms": alarms,
+            "LastEvaluation": None if last is None else {"Capacity": last.capacity, "Reason": last.reason},
+        }
+
+    # --- scaling activities ---------------------------------------------------------------
+
+    def _activities(self) -> list[dict[str, Any]]:
+        """The newest SCALING_ACTIVITIES of both services, newest first."""
+        prefix = f"service/{self.name}/"
+        tasks_side: list[dict[str, Any]] = []
+        token = None
+        while len(tasks_side) < SCALING_ACTIVITIES:
+            page, token = scaling_state.describe_scaling_activities(self.store, ECS_NAMESPACE, next_token=token)
+            tasks_side += [{"Source": APPLICATION_AUTO_SCALING, **a.to_api()} for a in page
+                           if a.resource_id.startswith(prefix)]
+            if token is None:
+                break
+        instances_side = []
+        for group in self.groups:
+            instances_side += _group_activities(self.store, group)
+        instances_side.sort(key=lambda a: -a["StartTime"])
+        merged = sorted(tasks_side[:SCALING_ACTIVITIES] + instances_side, key=lambda a: -a["StartTime"])
+        return merged[:SCALING_ACTIVITIES]
+
+    # --- services and instances -----------------------------------------------------------
+
+    def _service(self, svc: Service) -> dict[str, Any]:
+        mine = [t for t in self.tasks if t.group == svc.task_group]
+        running = sum(1 for t in mine if t.last_status == RUNNING)
+        return {
+            "serviceName": svc.service_name, "serviceArn": svc.service_arn, "status": svc.status,
+            "taskDefinition": short_name(svc.task_definition), "desiredCount": svc.desired_count,
+            "runningCount": running, "pendingCount": len(mine) - running,   # PROVISIONING counts as pending
+            "provisioningCount": sum(1 for t in mine if t.last_status == PROVISIONING),
+            "metrics": {name: self._latest(name, svc.service_name) for name in SERVICE_METRICS},
+        }
+
+    def _latest(self, metric: str, service: str) -> dict[str, Any] | None:
+        """The newest datapoint of a service metric, when the process keeps metrics and has one."""
+        latest = getattr(self.metrics, "latest", None)
+        if latest is None:
+            return None
+        try:
+            sample = latest(SERVICE_METRICS_NAMESPACE, metric, {"ClusterName": self.name, "ServiceName": service})
+            value, timestamp = float(sample.value), float(sample.timestamp)
+        except Exception:  # no datapoint yet (None), or a store that can't answer: nothing to show
+            return None
+        if not (math.isfinite(value) and math.isfinite(timestamp)):
+            return None
+        return {"value": value, "timestamp": timestamp}
+
+    def _instance(self, ci) -> dict[str, Any]:
+        data = _instance(ci, [t for t in self.tasks if t.container_instance_arn == ci.container_instance_arn])
+        data["autoScalingGroupName"] = tag(ci, GROUP_TAG)
+        data["protectedFromScaleIn"] = tag(ci, PROTECTED_TAG) == "true"
+        return data
+
+    # --- journal --------------------------------------------------------------------------
+
+    def _newest_events(self, count: int) -> list[Event]:
+        """The newest `count` service events and scaling activities of this cluster's services and groups,
+        newest first, looked for in ever larger windows back from the journal's end (bounded)."""
+        if count <= 0:
+            return []
+        service_prefix = self.cluster.cluster_arn.replace(":cluster/", ":service/", 1) + "/"
+        groups = {g.auto_scaling_group_name for g in self.groups} | {
+            g.auto_scaling_group_arn for g in self.groups if g.auto_scaling_group_arn}
+        end = self.store.last_seq
+        found: list[Event] = []
+        window = EVENT_SCAN_WINDOW
+        while True:
+            since = max(0, end - window, self.store.last_seq - EVENT_SCAN_LIMIT)
+            batch = [e for e in self.store.events(since, (SERVICE_EVENT, SCALING_ACTIVITY))
+                     if e.seq <= end and (e.resource.startswith(service_prefix) or e.resource in groups)]
+            found = batch + found
+            if len(found) >= count or since <= max(0, self.store.last_seq - EVENT_SCAN_LIMIT):
+                break
+            end, window = since, window * 4
+        return list(reversed(found[-count:]))
+
+
+def _instance_cluster(ci) -> str:
+    """The cluster name in `arn:...:container-instance/<cluster>/<id>`."""
+    parts = ci.container_instance_arn.split("/")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def _group_name(cp: CapacityProvider) -> str:
+    ref = cp.auto_scaling_group_provider.auto_scaling_group_arn or ""
+    return ref.rsplit("autoScalingGroupName/", 1)[-1]
+
+
+def _all_pages(call: Callable[[str | None], tuple[list[Any], str | None]]) -> list[Any]:
+    items: list[Any] = []
+    token = None
+    while True:
+        page, token = call(token)
+        items += page
+        if token is None:
+            return items
+
+
+def _task_slots(td, instances: list) -> int | None:
+    """How many tasks of the definition's size fit on these instances when each is empty; None if unknown."""
+    if td is None:
+        return None
+    needs = TaskNeeds.of(td)
+    static_ports = bool(needs.ports or needs.ports_udp)
+    if needs.cpu <= 0 and needs.memory <= 0 and not static_ports:
+        return None
+    slots = 0
+    for ci in instances:
+        fits = [ci.registered_resources.cpu // needs.cpu if needs.cpu > 0 else math.inf,
+                ci.registered_resources.memory // needs.memory if needs.memory > 0 else math.inf,
+                1 if static_ports else math.inf]
+        slots += int(min(fits))
+    return slots
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _group_activities(store: StateStore, group: AutoScalingGroup) -> list[dict[str, Any]]:
+    """The group's SCALING_ACTIVITY journal events as EC2 Auto Scaling's activities, newest first.
+
+    A launch is two entries (started in an AZ, then InService with its instance id): they become one
+    activity, InProgress until the second comes. A change of desired capacity by the capacity provider's
+    policy is an activity of its own, and its Cause leads the Cause of the launches or terminations it
+    brought, as in AWS ("At ... a monitor alarm ... changing the desired capacity from 2 to 4. At ... an
+    instance was started in response to a difference between desired and actual capacity, ...").
+    """
+    name, arn = group.auto_scaling_group_name, group.auto_scaling_group_arn
+    events = store.events(0, SCALING_ACTIVITY, arn or name)
+    if arn and arn != name:
+        events = sorted(events + store.events(0, SCALING_ACTIVITY, name), key=lambda e: e.seq)
+    activities: list[dict[str, Any]] = []
+    launching: dict[str, list[dict[str, Any]]] = {}   # AZ -> launches started there, oldest first
+    change: dict[str, Any] | None = None              # the last desired-capacity change and what it still brings
+    for e in events:
+        d = e.detail or {}
+        activity = {"Source": AUTO_SCALING, "ActivityId": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                                          f"ecsemu/asg-activity/{e.seq}")),
+                    "AutoScalingGroupName": name, "Description": e.message, "Cause": "",
+                    "StartTime": e.aws_time, "EndTime": e.aws_time, "StatusCode": "Successful", "Details": e.message}
+        if "from" in d and "to" in d:
+            before, after = int(d["from"]), int(d["to"])
+            activity["Description"] = f"Changing the desired capacity from {before} to {after}."
+            activity["Cause"] = d.get("cause") or f"At {_utc(e.aws_time)} the desired capacity was changed from " \
+                                                  f"{before} to {after}."
+            change = {"cause": activity["Cause"], "from": before, "to": after, "left": abs(after - before),
+                      "out": after > before}
+        elif "availabilityZone" in d and "ec2InstanceId" not in d:   # a launch starts
+            activity.update(StatusCode="InProgress", EndTime=None,
+                            Cause=_instance_cause(change, True, e.aws_time))
+            launching.setdefault(d["availabilityZone"], []).append(activity)
+        elif "ec2InstanceId" in d:                                    # ... and is InService
+            started = launching.get(d.get("availabilityZone", ""), [])
+            if started:
+                activity = started.pop(0)
+                activities.remove(activity)
+            else:
+                activity["Cause"] = _instance_cause(change, True, e.aws_time)
+            activity.update(Description=f"Launching a new EC2 instance: {d['ec2InstanceId']}",
+                            StatusCode="Successful", EndTime=e.aws_time, Details=e.message)
+        else:                                                         # a termination
+            activity["Cause"] = _instance_cause(change, False, e.aws_time)
+        activities.append(activity)
+    activities.reverse()  # newest first, also among activities of the same instant
+    activities.sort(key=lambda a: -a["StartTime"])
+    return activities
+
+
+def _instance_cause(change: dict[str, Any] | None, launch: bool, at: float) -> str:
+    what = ("an instance was started" if launch else "an instance was taken out of service")
+    text = f"At {_utc(at)} {what} in response to a difference between desired and actual capacity"
+    if change is not None and change["left"] > 0 and change["out"] == launch:
+        change["left"] -= 1
+        verb = "increasing" if launch else "shrinking"
+        return f"{change['cause']} {text}, {verb} the capacity from {change['from']} to {change['to']}."
+    return text + "."
 
 
 # --- rendering -------------------------------------------------------------------------

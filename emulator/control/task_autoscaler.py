@@ -50,9 +50,11 @@ class TargetState:
 
 
 class ServiceAutoScaler:
-    def __init__(self, store: StateStore, clock: Clock, metrics, *, region: str, rng) -> None:
+    def __init__(self, store: StateStore, clock: Clock, metrics, *, region: str, rng,
+                 sample_period: float = 20.0) -> None:
         self.store, self.clock, self.metrics = store, clock, metrics
         self.region, self.rng = region, rng
+        self.sample_period = sample_period   # the metrics collector's: each task gives 60 / it samples a minute
         self.states: dict[str, TargetState] = {}
 
     async def run(self) -> None:
@@ -96,8 +98,20 @@ class ServiceAutoScaler:
         counts = ServiceCounts(running=service.running_count, desired=service.desired_count,
                                metric=high.latest, high_state=high.state,
                                low_state=low.state if low is not None else "OK",
-                               in_deployment=len(service.deployments) > 1)
+                               in_deployment=len(service.deployments) > 1,
+                               measured=self._measured_tasks(spec, series, alarms.high, now))
         return plan_target_tracking(policy, target, counts, state.history, now)
+
+    def _measured_tasks(self, spec, series: MetricSeries | None, alarm, now: float) -> float | None:
+        """For a service utilization metric: how many tasks its newest datapoint averaged over."""
+        if series is None or spec.namespace != "AWS/ECS":
+            return None
+        start, end = alarm.window(now)
+        points = series.datapoints(start, end)
+        if not points:
+            return None
+        per_task = max(1.0, alarm.period / self.sample_period)
+        return points[-1].sample_count / per_task
 
     def _alarm(self, alarm, series: MetricSeries | None, now: float, state: TargetState):
         current = state.alarm_states.get(alarm.alarm_name, INSUFFICIENT_DATA)

@@ -179,12 +179,20 @@ class ServiceCounts:
     high_state: str              # AlarmHigh's state
     low_state: str = "OK"        # AlarmLow's state
     in_deployment: bool = False  # ECS turns scale-in off while a deployment is in progress
+    # How many tasks the datapoint was measured on (its SampleCount over the samples a task gives per
+    # period); None: `running`. A minute in which new tasks joined averages fewer tasks than run now,
+    # and multiplying today's count by yesterday's average would overshoot.
+    measured: float | None = None
+
+    @property
+    def base(self) -> float:
+        return self.running if self.measured is None else self.measured
 
 
 # --- the policy ---------------------------------------------------------------------
 
 
-def proposed_capacity(running: int, metric: float, target_value: float) -> int:
+def proposed_capacity(running: float, metric: float, target_value: float) -> int:
     """ceil(running x metric / target): the fewest tasks that bring the metric to the target (UNCONFIRMED formula)."""
     return max(0, math.ceil(running * metric / target_value - _EPSILON))
 
@@ -221,7 +229,7 @@ def _scale_out(policy: ScalingPolicy, target: ScalableTarget, counts: ServiceCou
         return hold("scale-out is suspended (DynamicScalingOutSuspended)")
     if counts.metric is None:
         return hold("insufficient data: no datapoint to scale on")
-    proposed = proposed_capacity(counts.running, counts.metric, config.target_value)
+    proposed = proposed_capacity(counts.base, counts.metric, config.target_value)
     wanted = clamp(proposed, target)
     if history.in_scale_out_cooldown(config.scale_out_cooldown, now) and history.last_scale_out_from is not None:
         # The capacity the last scale-out added counts toward this one (the rule AWS spells out
@@ -256,7 +264,7 @@ def _scale_in(policy: ScalingPolicy, target: ScalableTarget, counts: ServiceCoun
         return hold("insufficient data: no datapoint to scale on")
     if history.in_scale_in_cooldown(config.scale_in_cooldown, now):
         return hold(f"scale-in cooldown ({config.scale_in_cooldown} s) since the last scale-in")
-    wanted = clamp(proposed_capacity(counts.running, counts.metric, config.target_value), target)
+    wanted = clamp(proposed_capacity(counts.base, counts.metric, config.target_value), target)
     if wanted >= counts.desired:
         reason = ("already at MinCapacity" if counts.desired <= target.min_capacity
                   else f"{wanted} tasks would not remove any of the desired {counts.desired}")
