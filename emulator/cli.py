@@ -101,6 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--wait", type=float, default=300, metavar="SECONDS", help="how long to wait for it to be ready")
     start.set_defaults(run=_start)
 
+    up = sub.add_parser("up", help="start the emulator in the background if it isn't running, wait until its "
+                                   "services are steady, and say where everything is (what `make up` runs)")
+    _stack_and_state(up)
+    up.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                    help="how long to wait for the services to be steady (default 600)")
+    up.set_defaults(run=_up)
+
+    demo = sub.add_parser("demo", help="the article's scaling story live on real Docker, narrated, then a "
+                                       "blue/green deployment under load (a few minutes; what `make demo` runs)")
+    demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR.parent / ".ecsemu-demo",
+                      help="where the demo keeps its state (removed at the end)")
+    demo.add_argument("--time-scale", type=float, default=15.0, help="AWS seconds per wall second (default 15)")
+    demo.set_defaults(run=_demo)
+
     stop = sub.add_parser("stop", help="stop the background emulator (its instances and tasks keep running)")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where the emulator keeps its state")
     stop.set_defaults(run=_stop)
@@ -303,6 +317,95 @@ def _start(args: argparse.Namespace) -> int:
         time.sleep(0.2)
     print(f"ecsemu: not ready after {args.wait:.0f} s; see {log}", file=sys.stderr)
     return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    import time
+
+    from .cli_client import EmulatorClient, EmulatorUnreachable
+    from .daemon import log_file, running_pid
+
+    endpoint = f"http://{'127.0.0.1' if args.api_host in ('0.0.0.0', '::') else args.api_host}:{args.api_port}"
+    pid = running_pid(args.state_dir)
+    if pid is not None:
+        print(f"ecsemu is already running (pid {pid}, state {args.state_dir}): not starting a second one.")
+    else:
+        code = _start(args)
+        if code:
+            return code
+    client = EmulatorClient(endpoint)
+    deadline = time.monotonic() + args.wait
+    print("waiting for the services to reach a steady state ...", flush=True)
+    while True:
+        try:
+            services = _services_of_every_cluster(client)
+        except EmulatorUnreachable:
+            services = None
+        waiting = [s["serviceName"] for s in services or [] if not _steady(s)]
+        if services is not None and not waiting:
+            break
+        if time.monotonic() > deadline:
+            print(f"ecsemu: not steady after {args.wait:.0f} s (waiting for {', '.join(waiting) or 'the API'}); "
+                  f"see {log_file(args.state_dir)} and `ecsemu events`", file=sys.stderr)
+            return 1
+        time.sleep(1)
+    _print_where(args, endpoint, services)
+    return 0
+
+
+def _services_of_every_cluster(client) -> list[dict]:
+    services = []
+    for cluster in client.ecs_all("ListClusters", "clusterArns"):
+        arns = client.ecs_all("ListServices", "serviceArns", cluster=cluster)
+        for i in range(0, len(arns), 10):
+            services += client.ecs("DescribeServices", cluster=cluster, services=arns[i:i + 10])["services"]
+    return services
+
+
+def _steady(service: dict) -> bool:
+    deployments = service.get("deployments", [])
+    return (len(deployments) == 1 and deployments[0].get("rolloutState") == "COMPLETED"
+            and service["runningCount"] == service["desiredCount"])
+
+
+def _print_where(args: argparse.Namespace, endpoint: str, services: list[dict]) -> None:
+    import re
+
+    from .daemon import log_file
+
+    log = log_file(args.state_dir)
+    ready = [line for line in log.read_text(errors="replace").splitlines() if "ecsemu: ready" in line]
+    albs = re.findall(r"http://[^ ,)]+", ready[-1].split("ALB", 1)[1]) if ready and "ALB" in ready[-1] else []
+    first = services[0] if services else None
+    cluster = first["clusterArn"].rsplit("/", 1)[-1] if first else "default"
+    region = first["clusterArn"].split(":")[3] if first else "us-east-1"
+    lines = ["", "The cluster is up."]
+    for s in services:
+        lines.append(f"  service {s['serviceName']}: {s['runningCount']} of {s['desiredCount']} tasks RUNNING")
+    lines += [
+        "",
+        f"  ALB            {' '.join(albs) or '(the stack has no load balancer)'}",
+        f"                 curl {albs[0] if albs else endpoint + '/'}",
+        f"  AWS API        {endpoint}   (any credentials, region {region})",
+        f"                 aws --endpoint-url {endpoint} ecs describe-services --cluster {cluster}"
+        + (f" --services {first['serviceName']}" if first else ""),
+        f"  Metrics        {endpoint}/metrics   (Prometheus format)",
+        "  Live view      .venv/bin/ecsemu top",
+        "  Load it        make load            (RATE=, DURATION=, URL= to change it)",
+        "  Stop it all    make down            (removes every instance, task, volume and network it made)",
+        f"  Its log        {log}",
+    ]
+    print("\n".join(lines))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .daemon import running_pid
+    from .demo import main as demo_main
+
+    if running_pid(DEFAULT_STATE_DIR) is not None:
+        print("ecsemu demo: note: an emulator started by `make up` is running too; the demo uses its own "
+              "cluster and a free ALB port", file=sys.stderr)
+    return demo_main(args.state_dir, args.time_scale)
 
 
 def _stop(args: argparse.Namespace) -> int:

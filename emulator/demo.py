@@ -1,0 +1,256 @@
+"""`ecsemu demo` (`make demo`): the article's 09:00-09:21 story, live on real Docker, narrated as it happens.
+
+The default stack runs at a time scale that plays it in a few minutes,
+with the CPU target at 50% so that four saturated tasks ask for eight (on
+a laptop-sized share of CPU, tasks cannot report much above 100%). A
+bounded load generator on 127.0.0.1 plays normal traffic, the spike and
+its end against the ALB; the narration comes from the emulator's own
+event journal (AWS time, and wall time since the start), and every time
+the cluster's shape changes the demo counts Docker's labelled containers
+(instances, and tasks inside each instance's daemon) and says whether they
+match what it narrated. It ends with a blue/green deployment of v2 under
+load and its error count. Everything it started is removed at the end,
+Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+TIME_SCALE = 15.0
+CPU_TARGET = 50.0
+SPIKE_RATE, SPIKE_CPU_MS = 40, 25       # 1 CPU-second a second: twice what four tasks reserve for real
+NORMAL_RATE = 6
+PHASE_LIMIT_S = 240                     # wall seconds any one phase may take before the demo gives up
+
+
+@dataclass
+class DemoReport:
+    checks: list[tuple[str, bool]] = field(default_factory=list)   # (what was compared, matched)
+    deploy_errors: int | None = None
+    deploy_requests: int = 0
+    completed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.completed and all(m for _, m in self.checks) and self.deploy_errors == 0
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+def demo_stack_text(port: int, time_scale: float = TIME_SCALE) -> str:
+    from importlib.resources import files
+
+    stack = yaml.safe_load((files("emulator") / "stacks" / "default.yaml").read_text())
+    stack["settings"]["timeScale"] = time_scale
+    stack["loadBalancers"][0]["listeners"][0]["port"] = port
+    policy = stack["scalingPolicies"][0]
+    policy["MaxCapacity"] = 8
+    policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] = CPU_TARGET
+    return yaml.safe_dump(stack)
+
+
+class Demo:
+    def __init__(self, state_dir: Path, *, time_scale: float = TIME_SCALE, out: Callable[[str], None] = print,
+                 port: int = 8080) -> None:
+        self.state_dir, self.time_scale, self.out = state_dir, time_scale, out
+        self.port = _free_port(port)
+        self.report = DemoReport()
+        self.began = time.perf_counter()
+
+    async def run(self) -> DemoReport:
+        from .app import Emulator
+        from .clock import RealClock
+        from .runtime.docker_runtime import DockerRuntime
+        from .scenario import parse_stack
+        from .simulate import Narrator, Traffic
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.runtime = DockerRuntime(state_dir=self.state_dir)
+        self.emulator = Emulator(parse_stack(demo_stack_text(self.port, self.time_scale), "demo"),
+                                 state_dir=self.state_dir, runtime=self.runtime, clock=RealClock(self.time_scale),
+                                 api_port=0)
+        self.load = None
+        self.out(f"ecsemu demo: the article's scaling story on real Docker at {self.time_scale:g}x "
+                 f"(an AWS minute is {60 / self.time_scale:.0f} s); ALB http://127.0.0.1:{self.port}/")
+        await self.emulator.start()
+        try:
+            clock = self.emulator.clock
+            self.narrator = Narrator(clock, self.began, Traffic(((0.0, 0.0),)), 0.0)
+            self.narrator.last_rps = 0.0  # traffic is told by the phases here, not by a spec
+            self.printed = 0
+            await self._until(lambda s: s["running"] == s["desired"] == 4 and s["instances"] == 2,
+                              "the cluster comes up: 2 instances, 4 tasks")
+            self.narrator.skip_to_now(self.emulator)
+            await self._phase("09:00 Normal traffic", NORMAL_RATE, SPIKE_CPU_MS,
+                              lambda s: clock.now() - self._phase_start >= 120, "two quiet AWS minutes")
+            await self._phase("09:15 Traffic spike", SPIKE_RATE, SPIKE_CPU_MS,
+                              lambda s: s["desired"] >= 8 and s["running"] == s["desired"] and s["waiting"] == 0
+                              and s["instances"] >= 4, "fully scaled: 8 tasks RUNNING on 4 instances")
+            await self._phase("Traffic gone", 0, 0,
+                              lambda s: s["desired"] <= 4 and s["asg"] == 2 and s["instances"] == 2,
+                              "both dimensions scaled back in")
+            await self._blue_green()
+            self.report.completed = True
+        finally:
+            await self._stop_load()
+            await self.emulator.stop(terminate=True)
+            self.out(f"ecsemu demo: cleaned up ({time.perf_counter() - self.began:.0f} s in all)")
+        return self.report
+
+    # --- phases ------------------------------------------------------------------------------
+
+    async def _phase(self, title: str, rate: float, cpu_ms: int, done, what: str) -> None:
+        from .loadgen import BackgroundLoad, LoadSpec
+
+        await self._stop_load()
+        self._say(f"== {title}" + (f": {rate:g} requests/s of {cpu_ms} ms CPU on the ALB" if rate else ""))
+        if rate:
+            self.load = BackgroundLoad(LoadSpec(f"http://127.0.0.1:{self.port}/cpu?ms={cpu_ms}", rate=rate,
+                                                duration_s=PHASE_LIMIT_S * 2, concurrency=64,
+                                                timeout_s=30)).start()
+        self._phase_start = self.emulator.clock.now()
+        await self._until(done, what)
+
+    async def _blue_green(self) -> None:
+        from .control.registry import register_task_definition
+        from .control.services import update_service
+        from .loadgen import BackgroundLoad, LoadSpec
+        from .model.shapes import to_api
+        from .model.task_definition_validation import parse_task_definition
+        from .runtime.images import build_app_image
+
+        await self._stop_load()
+        self._say("== Blue/green deployment of v2 under 20 requests/s (maximumPercent 200, minimumHealthyPercent 100)")
+        await asyncio.to_thread(build_app_image, "web-app:v2", "v2", progress=lambda *_: None)
+        store = self.emulator.store
+        service = next(iter(store.list("service")))
+        data = to_api(store.get("task_definition", service.task_definition))
+        for key in ("taskDefinitionArn", "revision", "status", "registeredAt", "deregisteredAt",
+                    "requiresAttributes", "compatibilities"):
+            data.pop(key, None)
+        for c in data["containerDefinitions"]:
+            c["image"] = "web-app:v2"
+            c["environment"] = [e for e in c.get("environment", []) if e["name"] != "APP_VERSION"] + [
+                {"name": "APP_VERSION", "value": "v2"}]
+        load = BackgroundLoad(LoadSpec(f"http://127.0.0.1:{self.port}/", rate=20, duration_s=PHASE_LIMIT_S * 2,
+                                       concurrency=32, timeout_s=30, body_field="version")).start()
+        try:
+            td = register_task_definition(store, parse_task_definition(data), self.emulator.clock.now(),
+                                          region=self.emulator.stack.settings.region)
+            update_service(store, self.emulator.clock, service.cluster_arn.rsplit("/", 1)[-1], service.service_name,
+                           task_definition=td.task_definition_arn, rng=self.emulator.rng,
+                           region=self.emulator.stack.settings.region)
+            await self._until(lambda s: s["completed"] and s["task_definition"] == td.task_definition_arn,
+                              "deployment COMPLETED")
+        finally:
+            report = await asyncio.to_thread(load.finish)
+        self.report.deploy_requests, self.report.deploy_errors = report.total, report.non_2xx
+        versions = dict(report.values_after(0))
+        self._say(f"Blue/green done: {report.total} requests during the deployment, {report.non_2xx} errors "
+                  f"({'none' if report.non_2xx == 0 else 'SOME'}); answers by version {versions}")
+
+    async def _stop_load(self) -> None:
+        if self.load is not None:
+            load, self.load = self.load, None
+            await asyncio.to_thread(load.finish)
+
+    # --- watching ------------------------------------------------------------------------------
+
+    def _shape(self) -> dict:
+        store = self.emulator.store
+        tasks = [t for t in store.list("task") if t.last_status != "STOPPED"]
+        service = next(iter(store.list("service")))
+        asg = next(iter(store.list("auto_scaling_group")))
+        primary = service.primary
+        return {"desired": service.desired_count, "running": sum(t.last_status == "RUNNING" for t in tasks),
+                "waiting": sum(t.last_status == "PROVISIONING" for t in tasks),
+                "instances": sum(ci.status == "ACTIVE" for ci in store.list("container_instance")),
+                "asg": asg.desired_capacity, "task_definition": service.task_definition,
+                "completed": len(service.deployments) == 1 and primary is not None
+                and primary.rollout_state == "COMPLETED"}
+
+    async def _until(self, done, what: str) -> None:
+        deadline = time.monotonic() + PHASE_LIMIT_S
+        while True:
+            await self._observe()
+            if done(self._shape()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"demo: {what} did not happen within {PHASE_LIMIT_S} s")
+            await asyncio.sleep(0.5)
+
+    async def _observe(self) -> None:
+        self.narrator.observe(self.emulator)
+        fresh = self.narrator.lines[self.printed:]
+        self.printed = len(self.narrator.lines)
+        for line in fresh:
+            self.out(_format(line, self.began))
+            if line.text.startswith("["):
+                await self._check_docker()
+
+    async def _check_docker(self) -> None:
+        """Count Docker's labelled containers and compare them with the state the narration tells.
+
+        Docker's events reach the state within a fraction of a second, so a
+        difference gets three looks, a moment apart, before it counts as one.
+        """
+        for attempt in range(3):
+            instances = [s for s in await self.runtime.list_instances() if s.state == "running"]
+            task_containers = 0
+            for status in instances:
+                task_containers += sum(1 for t in await self.runtime.list_tasks(status.ec2_instance_id)
+                                       if any(c.state == "running" for c in t.containers))
+            store = self.emulator.store
+            want_instances = sum(ci.status != "INACTIVE" for ci in store.list("container_instance"))
+            want_tasks = sum(1 for t in store.list("task") if t.last_status == "RUNNING")
+            matched = (len(instances), task_containers) == (want_instances, want_tasks)
+            if matched:
+                break
+            await asyncio.sleep(0.3)
+        what = (f"docker: {len(instances)} instance containers, {task_containers} running task containers "
+                f"(narrated: {want_instances} instances, {want_tasks} RUNNING tasks)")
+        self.report.checks.append((what, matched))
+        self.out(f"        {what} {'-- matches' if matched else '-- MISMATCH'}")
+
+    def _say(self, text: str) -> None:
+        self.narrator.say(text)
+
+
+def _format(line, began: float) -> str:
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(line.aws_time, tz=timezone.utc).strftime("%H:%M:%S")
+    return f"{stamp} (+{line.wall_s:5.1f} s)  {line.text}"
+
+
+def main(state_dir: Path, time_scale: float = TIME_SCALE) -> int:
+    demo = Demo(state_dir, time_scale=time_scale, out=lambda text: print(text, flush=True))
+    try:
+        report = asyncio.run(demo.run())
+    except KeyboardInterrupt:
+        print("ecsemu demo: interrupted; everything it started was removed", file=sys.stderr)
+        return 130
+    except TimeoutError as exc:
+        print(f"ecsemu demo: {exc}", file=sys.stderr)
+        return 1
+    bad = [what for what, ok in report.checks if not ok]
+    print(f"ecsemu demo: {'OK' if report.ok else 'FAILED'}: {len(report.checks)} Docker checks"
+          f"{', mismatches: ' + '; '.join(bad) if bad else ' matched'}; blue/green errors: {report.deploy_errors}")
+    return 0 if report.ok else 1
