@@ -6,9 +6,10 @@ is registered; a check is a GET of `health_check_path` on the traffic port
 (or the configured one) that must answer within
 `health_check_timeout_seconds` with a code the matcher accepts. Results go
 to the pure state machine (balancer.compute_health) through the target
-group's runtime, which tells its subscribers. Both durations are AWS
-seconds, so at `time_scale` 10 a 30 s interval is 3 s of wall time (the
-timeout has a small wall-time floor, MIN_WALL_TIMEOUT).
+group's runtime, which tells its subscribers. The interval is AWS
+seconds, so at `time_scale` 10 a 30 s interval is 3 s of wall time; the
+timeout is not scaled: it bounds a real HTTP request to a real (and, under
+load, really busy) app, as a container health check's timeout does.
 
 Checks share one pooled aiohttp session. The probe is injectable, so unit
 tests run the loop on a FakeClock with scripted results and no sockets.
@@ -29,10 +30,10 @@ from .targets import REGISTERED, TargetChange, TargetGroupRuntime
 log = logging.getLogger(__name__)
 
 USER_AGENT = "ELB-HealthChecker/2.0"
-# A check's wall-time timeout never goes below this, however fast time runs:
-# at time_scale 1000 AWS's 5 s would be 5 ms, and a busy local target would
-# look dead. The interval still scales; checks of one target never overlap.
-MIN_WALL_TIMEOUT = 0.25
+# A check's timeout is wall seconds, never scaled: at time_scale 20 AWS's 5 s
+# would be 0.25 s, and a busy but healthy target would look dead. The
+# interval still scales; checks of one target never overlap.
+MIN_WALL_TIMEOUT = 0.25  # and never below this, whatever the group says
 
 # probe(host, port, path, timeout_wall_seconds) -> status code; raises TimeoutError or OSError-like errors.
 Probe = Callable[[str, int, str, float], Awaitable[int]]
@@ -130,7 +131,7 @@ class HealthChecker:
         tg = self.runtime.target_group
         try:
             self.runtime.begin_check(ts)
-            timeout = max(MIN_WALL_TIMEOUT, self.clock.wall_duration(tg.health_check_timeout_seconds))
+            timeout = max(MIN_WALL_TIMEOUT, float(tg.health_check_timeout_seconds))
             result = await check_target(self.probe, ts.host, self.runtime.health_check_port(ts),
                                         tg.health_check_path, timeout, tg.matches)
             self.checks_done += 1
