@@ -14,11 +14,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Where Docker Hub can't be reached the images are built from Debian's packages,
-# which needs debootstrap; install it from the distribution where we can.
+# which needs debootstrap; the monitoring tests need Prometheus (promtool) and
+# docker-compose. Install them from the distribution where we can.
 system-deps:
-	@if ! command -v debootstrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "installing debootstrap (builds the base image where Docker Hub is unreachable)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; \
+	@missing=""; \
+	command -v debootstrap >/dev/null 2>&1 || missing="$$missing debootstrap"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing$$missing from the distribution's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # The ALB benchmark compares against nginx, with hey as the load generator.
