@@ -466,6 +466,11 @@ class DockerRuntime:
 
     def _task_containers(self, inst: _Instance, task_id: str | None = None) -> list:
         labels = [f"{LABEL_OWNER}={self.owner}"] + ([f"{LABEL_TASK}={task_id}"] if task_id else [])
+        for _ in range(3):
+            try:
+                return inst.inner.containers.list(all=True, filters={"label": labels})
+            except docker.errors.NotFound:  # removed between the listing and its inspection: list again
+                continue
         return inst.inner.containers.list(all=True, filters={"label": labels})
 
     def _collect(self, inst: _Instance, containers: list) -> list[TaskStatus]:
