@@ -81,11 +81,16 @@ class Demo:
         from .scenario import parse_stack
         from .simulate import Narrator, Traffic
 
+        from .daemon import remove_everything
+
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        await remove_everything(self.state_dir)  # a demo starts from nothing (an interrupted one may have left some)
         self.runtime = DockerRuntime(state_dir=self.state_dir)
+        # AWS time starts at 08:50 today, so the story's clock reads like the article's morning.
+        morning = time.time() - time.time() % 86400 + 8 * 3600 + 50 * 60
         self.emulator = Emulator(parse_stack(demo_stack_text(self.port, self.time_scale), "demo"),
-                                 state_dir=self.state_dir, runtime=self.runtime, clock=RealClock(self.time_scale),
-                                 api_port=0)
+                                 state_dir=self.state_dir, runtime=self.runtime,
+                                 clock=RealClock(self.time_scale, start_aws=morning), api_port=0)
         self.load = None
         self.out(f"ecsemu demo: the article's scaling story on real Docker at {self.time_scale:g}x "
                  f"(an AWS minute is {60 / self.time_scale:.0f} s); ALB http://127.0.0.1:{self.port}/")
@@ -98,9 +103,9 @@ class Demo:
             await self._until(lambda s: s["running"] == s["desired"] == 4 and s["instances"] == 2,
                               "the cluster comes up: 2 instances, 4 tasks")
             self.narrator.skip_to_now(self.emulator)
-            await self._phase("09:00 Normal traffic", NORMAL_RATE, SPIKE_CPU_MS,
+            await self._phase("Normal traffic", NORMAL_RATE, SPIKE_CPU_MS,
                               lambda s: clock.now() - self._phase_start >= 120, "two quiet AWS minutes")
-            await self._phase("09:15 Traffic spike", SPIKE_RATE, SPIKE_CPU_MS,
+            await self._phase("Traffic spike", SPIKE_RATE, SPIKE_CPU_MS,
                               lambda s: s["desired"] >= 8 and s["running"] == s["desired"] and s["waiting"] == 0
                               and s["instances"] >= 4, "fully scaled: 8 tasks RUNNING on 4 instances")
             await self._phase("Traffic gone", 0, 0,
@@ -111,6 +116,7 @@ class Demo:
         finally:
             await self._stop_load()
             await self.emulator.stop(terminate=True)
+            await remove_everything(self.state_dir)
             self.out(f"ecsemu demo: cleaned up ({time.perf_counter() - self.began:.0f} s in all)")
         return self.report
 
@@ -129,6 +135,7 @@ class Demo:
         await self._until(done, what)
 
     async def _blue_green(self) -> None:
+        from .control import scaling_state
         from .control.registry import register_task_definition
         from .control.services import update_service
         from .loadgen import BackgroundLoad, LoadSpec
@@ -137,10 +144,20 @@ class Demo:
         from .runtime.images import build_app_image
 
         await self._stop_load()
-        self._say("== Blue/green deployment of v2 under 20 requests/s (maximumPercent 200, minimumHealthyPercent 100)")
-        await asyncio.to_thread(build_app_image, "web-app:v2", "v2", progress=lambda *_: None)
         store = self.emulator.store
         service = next(iter(store.list("service")))
+        cluster = service.cluster_arn.rsplit("/", 1)[-1]
+        region = self.emulator.stack.settings.region
+        self._say("== A full cluster again: register-scalable-target --min-capacity 4 "
+                  "(two 1-vCPU tasks fill each t3.medium)")
+        scaling_state.register_scalable_target(
+            store, self.emulator.clock, {"ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount",
+                                         "ResourceId": f"service/{cluster}/{service.service_name}", "MinCapacity": 4},
+            region=region)
+        await self._until(lambda s: s["running"] == s["desired"] == 4 and s["completed"], "4 tasks RUNNING")
+        self._say("== Blue/green deployment of v2 under 20 requests/s (maximumPercent 200, minimumHealthyPercent 100): "
+                  "the new tasks need room, so the capacity provider grows the group")
+        await asyncio.to_thread(build_app_image, "web-app:v2", "v2", progress=lambda *_: None)
         data = to_api(store.get("task_definition", service.task_definition))
         for key in ("taskDefinitionArn", "revision", "status", "registeredAt", "deregisteredAt",
                     "requiresAttributes", "compatibilities"):
@@ -153,10 +170,9 @@ class Demo:
                                        concurrency=32, timeout_s=30, body_field="version")).start()
         try:
             td = register_task_definition(store, parse_task_definition(data), self.emulator.clock.now(),
-                                          region=self.emulator.stack.settings.region)
-            update_service(store, self.emulator.clock, service.cluster_arn.rsplit("/", 1)[-1], service.service_name,
-                           task_definition=td.task_definition_arn, rng=self.emulator.rng,
-                           region=self.emulator.stack.settings.region)
+                                          region=region)
+            update_service(store, self.emulator.clock, cluster, service.service_name,
+                           task_definition=td.task_definition_arn, rng=self.emulator.rng, region=region)
             await self._until(lambda s: s["completed"] and s["task_definition"] == td.task_definition_arn,
                               "deployment COMPLETED")
         finally:
@@ -165,6 +181,8 @@ class Demo:
         versions = dict(report.values_after(0))
         self._say(f"Blue/green done: {report.total} requests during the deployment, {report.non_2xx} errors "
                   f"({'none' if report.non_2xx == 0 else 'SOME'}); answers by version {versions}")
+        self._say("== After the deployment: the old tasks' instances are empty, and the group shrinks again")
+        await self._until(lambda s: s["asg"] == 2 and s["instances"] == 2, "the group back at 2 instances")
 
     async def _stop_load(self) -> None:
         if self.load is not None:
@@ -211,21 +229,28 @@ class Demo:
         Docker's events reach the state within a fraction of a second, so a
         difference gets three looks, a moment apart, before it counts as one.
         """
+        from .runtime.base import InstanceNotFound
+
         for attempt in range(3):
+            store = self.emulator.store
+            registered = {ci.ec2_instance_id for ci in store.list("container_instance") if ci.status != "INACTIVE"}
             instances = [s for s in await self.runtime.list_instances() if s.state == "running"]
+            booting = sum(1 for s in instances if s.ec2_instance_id not in registered)
             task_containers = 0
             for status in instances:
-                task_containers += sum(1 for t in await self.runtime.list_tasks(status.ec2_instance_id)
-                                       if any(c.state == "running" for c in t.containers))
-            store = self.emulator.store
-            want_instances = sum(ci.status != "INACTIVE" for ci in store.list("container_instance"))
+                try:
+                    tasks = await self.runtime.list_tasks(status.ec2_instance_id)
+                except InstanceNotFound:  # still booting: its daemon does not answer yet
+                    continue
+                task_containers += sum(1 for t in tasks if any(c.state == "running" for c in t.containers))
+            want_instances = len(registered)
             want_tasks = sum(1 for t in store.list("task") if t.last_status == "RUNNING")
-            matched = (len(instances), task_containers) == (want_instances, want_tasks)
+            matched = (len(instances) - booting, task_containers) == (want_instances, want_tasks)
             if matched:
                 break
             await asyncio.sleep(0.3)
-        what = (f"docker: {len(instances)} instance containers, {task_containers} running task containers "
-                f"(narrated: {want_instances} instances, {want_tasks} RUNNING tasks)")
+        what = (f"docker: {len(instances)} instance containers ({booting} booting), {task_containers} running task "
+                f"containers (narrated: {want_instances} instances, {want_tasks} RUNNING tasks)")
         self.report.checks.append((what, matched))
         self.out(f"        {what} {'-- matches' if matched else '-- MISMATCH'}")
 
@@ -245,7 +270,11 @@ def main(state_dir: Path, time_scale: float = TIME_SCALE) -> int:
     try:
         report = asyncio.run(demo.run())
     except KeyboardInterrupt:
-        print("ecsemu demo: interrupted; everything it started was removed", file=sys.stderr)
+        from .daemon import remove_everything_sync
+
+        removed = remove_everything_sync(state_dir)  # whatever the interrupted run could not stop itself
+        print(f"ecsemu demo: interrupted; everything it started was removed ({removed} instance(s) left over)",
+              file=sys.stderr)
         return 130
     except TimeoutError as exc:
         print(f"ecsemu demo: {exc}", file=sys.stderr)
