@@ -30,6 +30,7 @@ from .control.agent import ClusterAgent
 from .control import scaling_state
 from .control.asg import AutoScalingGroups
 from .control.capacity_scaler import CapacityScaler
+from .control.metric_alarms import apply_stack_alarms
 from .control.load_balancing import ServiceLoadBalancing
 from .control.recovery import recover
 from .control.registry import register_task_definition
@@ -191,12 +192,14 @@ class Emulator:
             if not any(p.policy_name == policy.policy_name for p in scaling_state.scaling_policies_of(
                     store, policy.resource_id)):
                 scaling_state.put_scaling_policy(store, self.clock, policy, region=stack.settings.region)
+        apply_stack_alarms(store, self.clock, stack.metric_alarms, region=stack.settings.region)
 
     async def apply_new_stack(self, stack: Stack) -> dict:
         """POST /ecsemu/v1/stack: create what the new stack adds (existing resources are kept as they are)."""
         self.stack = stack
         before = {kind: self.store.count(kind) for kind in ("task_definition", "service", "target_group",
-                                                              "load_balancer", "auto_scaling_group")}
+                                                              "load_balancer", "auto_scaling_group",
+                                                              "metric_alarm")}
         self.apply_stack()
         await self._start_alb()
         return {kind: self.store.count(kind) - n for kind, n in before.items()}

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import yaml
 
+from .control.metric_alarms import PutMetricAlarmRequest, parse_metric_alarm
 from .errors import AwsError, InvalidParameterException
 from .model.arn import DEFAULT_REGION, cluster_arn, resource_of, short_name
 from .model.cluster import CapacityProviderStrategyItem, Cluster, Tag
@@ -38,7 +39,7 @@ from .model.task_definition_validation import parse_task_definition
 from .placement.query import compile_expression
 
 SECTIONS = ("settings", "cluster", "autoScalingGroups", "capacityProviders", "taskDefinitions",
-            "targetGroups", "loadBalancers", "services", "scalingPolicies")
+            "targetGroups", "loadBalancers", "services", "scalingPolicies", "metricAlarms")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _ANY_HOST = ("0.0.0.0", "::")
@@ -83,6 +84,7 @@ class Stack:
     services: list[CreateServiceRequest] = field(default_factory=list)
     scalable_targets: list[ScalableTarget] = field(default_factory=list)
     scaling_policies: list[ScalingPolicy] = field(default_factory=list)
+    metric_alarms: list[PutMetricAlarmRequest] = field(default_factory=list)  # AlarmActions as policy ARNs
 
     def task_definition(self, ref: str) -> TaskDefinition | None:
         """`family` (its last in the file) or `family:N` (its Nth: the revision a fresh emulator gives it)."""
@@ -260,6 +262,7 @@ class _StackReader:
         stack.load_balancers = self.load_balancers(stack, region)
         stack.services = self.services(stack)
         stack.scalable_targets, stack.scaling_policies = self.scaling_policies(stack, region)
+        stack.metric_alarms = self.metric_alarms(stack)
         return stack
 
     def settings(self) -> Settings:
@@ -509,6 +512,38 @@ class _StackReader:
             raise self.error(label_path, f"ResourceLabel must be '{label}' here; leave it out and it is derived")
         data["TargetTrackingScalingPolicyConfiguration"] = {
             **tt, "PredefinedMetricSpecification": {**spec, "ResourceLabel": label}}
+
+    def metric_alarms(self, stack: Stack) -> list[PutMetricAlarmRequest]:
+        """CloudWatch PutMetricAlarm requests; AlarmActions name this file's step scaling policies."""
+        alarms, seen = [], set()
+        for path, item in self.items("metricAlarms"):
+            actions = item.get("AlarmActions")
+            if isinstance(actions, list):
+                item = {**item, "AlarmActions": [self.alarm_action(f"{path}.AlarmActions[{i}]", action, stack)
+                                                 for i, action in enumerate(actions)]}
+            req = self.aws(path, parse_metric_alarm, item)
+            self.unique(f"{path}.AlarmName", req.alarm_name, seen, "Alarm")
+            alarms.append(req)
+        return alarms
+
+    def alarm_action(self, path: str, action: Any, stack: Stack) -> Any:
+        """A step scaling policy's ARN, or its PolicyName (the emulator's shorthand), -> that policy's ARN."""
+        if not isinstance(action, str) or (action.startswith("arn:") and ":scalingPolicy:" not in action):
+            return action  # not a policy: PutMetricAlarm's own checks speak
+        if action.startswith("arn:"):
+            matches = [p for p in stack.scaling_policies if p.policy_arn == action]
+        else:
+            matches = [p for p in stack.scaling_policies if p.policy_name == action]
+        if not matches:
+            raise self.missing(path, "Scaling policy", action, [p.policy_name for p in stack.scaling_policies])
+        if len(matches) > 1:
+            raise self.error(path, f"policy name '{action}' is used on several services "
+                             f"({', '.join(p.resource_id for p in matches)}); give the policy's ARN")
+        policy = matches[0]
+        if policy.policy_type != "StepScaling":
+            raise self.error(path, f"policy '{policy.policy_name}' is a {policy.policy_type} policy: Application "
+                             "Auto Scaling creates and owns its alarms. Only StepScaling policies are alarm actions.")
+        return policy.policy_arn
 
 
 _POLICY_KEYS = ("ServiceName", "MinCapacity", "MaxCapacity", "PolicyName", "PolicyType", "ServiceNamespace",
