@@ -13,19 +13,27 @@ load, really busy) app, as a container health check's timeout does.
 
 Checks share one pooled aiohttp session. The probe is injectable, so unit
 tests run the loop on a FakeClock with scripted results and no sockets.
+
+Due times are kept per target in time-ordered buckets, so a wake-up costs what
+is due, not a scan of every target (10,000 targets are 10,000 checks per
+interval, not 10,000 scans). A probe that answers without waiting (marked
+`answers_at_once`, as the in-memory runtime's is) is run inline, one check
+after another in the loop's own turn, instead of as one asyncio task per
+check: the same checks at the same AWS times, with the same results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from typing import Awaitable, Callable
 
 import aiohttp
 
 from ..clock import Clock
-from .balancer import CheckResult, TargetState
-from .targets import REGISTERED, TargetChange, TargetGroupRuntime
+from .balancer import CHECKED_STATES, HEALTHY, INITIAL, REGISTRATION_IN_PROGRESS, CheckResult, TargetState
+from .targets import DRAINING, REGISTERED, REMOVED, TargetChange, TargetGroupRuntime
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +85,18 @@ async def check_target(probe: Probe, host: str, port: int, path: str, timeout: f
         raise
     except Exception as exc:  # refused, reset, malformed: no HTTP answer
         return CheckResult.failed(type(exc).__name__)
-    return CheckResult.passed(status) if matches(status) else CheckResult.code_mismatch(status)
+    return _passed(status) if matches(status) else CheckResult.code_mismatch(status)
+
+
+_PASSED: dict[int, CheckResult] = {}
+
+
+def _passed(status: int) -> CheckResult:
+    """CheckResult.passed(status), made once per code (results are frozen; nearly every check passes)."""
+    result = _PASSED.get(status)
+    if result is None:
+        result = _PASSED[status] = CheckResult.passed(status)
+    return result
 
 
 class HealthChecker:
@@ -88,7 +107,12 @@ class HealthChecker:
         self.clock = clock
         self._own_probe = probe is None
         self.probe: Probe = probe or HttpProbe()
-        self._next_due: dict[str, float] = {}
+        self._inline = bool(getattr(self.probe, "answers_at_once", False))
+        self._next_due: dict[str, float] = {}       # target id -> when its next check starts
+        self._buckets: dict[float, list[str]] = {}  # due time -> target ids (stale ones skipped when due)
+        self._times: list[float] = []               # heap of the buckets' due times
+        self._held: set[str] = set()                # due while their previous check still runs
+        self._swept_at: float | None = None
         self._running: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -102,43 +126,171 @@ class HealthChecker:
                 self._loop(), name=f"alb-health-{self.runtime.target_group.target_group_name}")
 
     def _on_change(self, change: TargetChange) -> None:
+        tid = change.target.target_id
         if change.kind == REGISTERED:  # a new target is checked at once, not at the next beat
-            self._next_due[change.target.target_id] = self.clock.now()
+            self._schedule(tid, self.clock.now())
             self._wake.set()
+        elif change.kind in (DRAINING, REMOVED):
+            self._next_due.pop(tid, None)
+
+    def _schedule(self, tid: str, when: float) -> None:
+        self._next_due[tid] = when
+        self._bucket(when).append(tid)
+
+    def _bucket(self, when: float) -> list[str]:
+        """The target ids due at `when` (a new bucket joins the heap of due times)."""
+        bucket = self._buckets.get(when)
+        if bucket is None:
+            bucket = self._buckets[when] = []
+            heapq.heappush(self._times, when)
+        return bucket
 
     async def _loop(self) -> None:
         while True:
             self._start_due_checks()
-            now = self.clock.now()
-            due = [t for tid, t in self._next_due.items() if tid not in self._running]
-            wait = max(0.0, min(due) - now) if due else self.runtime.target_group.health_check_interval_seconds
-            await self._sleep_or_wake(wait)
+            await self._sleep_or_wake(self._wait())
 
-    def _start_due_checks(self) -> None:
+    def _wait(self) -> float:
+        """AWS seconds until the next check is due (or the next sweep, when nothing is)."""
         now = self.clock.now()
         interval = self.runtime.target_group.health_check_interval_seconds
-        current = {t.target_id: t for t in self.runtime.checkable_targets()}
-        for tid in list(self._next_due):
-            if tid not in current:
-                del self._next_due[tid]
-        for tid, ts in current.items():
-            due = self._next_due.setdefault(tid, now)
-            if due <= now and tid not in self._running:
-                self._next_due[tid] = now + interval
-                self._running[tid] = asyncio.get_running_loop().create_task(self._check(ts))
+        times, buckets, next_due = self._times, self._buckets, self._next_due
+        while times:
+            when = times[0]
+            if any(next_due.get(tid) == when for tid in buckets[when]):
+                return max(0.0, min(when, self._swept_at + interval) - now)
+            heapq.heappop(times)  # only stale entries left in it
+            del buckets[when]
+        return max(0.0, min(interval, self._swept_at + interval - now))
+
+    def _sweep(self, now: float) -> None:
+        """Level check, once an interval: every checkable target has a due time, and nothing else has."""
+        self._swept_at = now
+        targets, next_due = self.runtime.targets.targets, self._next_due
+        current = {tid for tid, ts in targets.items() if ts.state in CHECKED_STATES}
+        for tid in next_due.keys() - current:
+            del next_due[tid]
+        if len(current) != len(next_due):
+            for tid in targets:  # in registration order
+                if tid in current and tid not in next_due:
+                    self._schedule(tid, now)
+
+    def _due(self) -> list[TargetState]:
+        """The checkable targets due now, each taken (its next check set an interval from now)."""
+        now = self.clock.now()
+        interval = self.runtime.target_group.health_check_interval_seconds
+        if self._swept_at is None or now >= self._swept_at + interval:
+            self._sweep(now)
+        due, times, buckets, next_due = [], self._times, self._buckets, self._next_due
+        targets, running = self.runtime.targets.targets, self._running
+        following, then = now + interval, None   # every target checked now is next due then
+        while times and times[0] <= now:
+            for tid in buckets.pop(heapq.heappop(times)):
+                when = next_due.get(tid)
+                if when is None or when > now:
+                    continue  # stale: rescheduled, or no longer checked
+                ts = targets.get(tid)
+                if ts is None or ts.state not in CHECKED_STATES:
+                    del next_due[tid]
+                    continue
+                if tid in running:  # checks of one target never overlap: it goes when this one ends
+                    self._held.add(tid)
+                    continue
+                if then is None:
+                    then = self._bucket(following)
+                next_due[tid] = following
+                then.append(tid)
+                due.append(ts)
+        return due
+
+    def _start_due_checks(self) -> None:
+        due = self._due()
+        if not due:
+            return
+        loop = asyncio.get_running_loop()
+        if self._inline:  # one task runs them all, one after another, where one task each would have run
+            batch = loop.create_task(self._check_batch(due))
+            for ts in due:
+                self._running[ts.target_id] = batch
+        else:
+            for ts in due:
+                self._running[ts.target_id] = loop.create_task(self._check(ts))
+
+    async def _check_batch(self, due: list[TargetState]) -> None:
+        """The due checks one after another: each as `_check` (and `check_target`) would make it."""
+        runtime, probe, running, held = self.runtime, self.probe, self._running, self._held
+        targets = runtime.targets.targets
+        tg = path = timeout = port = None
+        results: dict[int, CheckResult] = {}   # status code -> its result, for this group's matcher
+        try:
+            for ts in due:
+                tid = ts.target_id
+                try:
+                    if runtime.target_group is not tg:
+                        tg = runtime.target_group
+                        path, port, results = tg.health_check_path, tg.health_check_port, {}
+                        timeout = max(MIN_WALL_TIMEOUT, float(tg.health_check_timeout_seconds))
+                    if ts.state == INITIAL and ts.reason == REGISTRATION_IN_PROGRESS:
+                        runtime.begin_check(ts)
+                    target = ts.target
+                    try:   # runtime.health_check_port(ts), as it reads the group's setting
+                        status = await probe(target.host, target.port if port == "traffic-port" else int(port),
+                                             path, timeout)
+                    except (asyncio.TimeoutError, TimeoutError):
+                        result = CheckResult.timed_out()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # refused, reset, malformed: no HTTP answer
+                        result = CheckResult.failed(type(exc).__name__)
+                    else:
+                        result = results.get(status)
+                        if result is None:
+                            result = results[status] = (_passed(status) if tg.matches(status)
+                                                        else CheckResult.code_mismatch(status))
+                    self.checks_done += 1
+                    current = targets.get(tid)
+                    if (result.ok and current is not None and current.state == HEALTHY and current.reason is None
+                            and current.description == ""):
+                        # record_health's own answer for a healthy target passing again, without the call
+                        current.consecutive_successes += 1
+                        current.consecutive_failures = 0
+                    else:
+                        runtime.record_health(tid, result)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # as a check task's failure would be: the others still run
+                    log.exception("health check of %s failed", tid)
+                finally:
+                    running.pop(tid, None)
+                    if held and tid in held:
+                        self._checked(tid)
+        finally:
+            self._wake.set()
+
+    async def _check_once(self, ts: TargetState) -> None:
+        tg = self.runtime.target_group
+        self.runtime.begin_check(ts)
+        timeout = max(MIN_WALL_TIMEOUT, float(tg.health_check_timeout_seconds))
+        result = await check_target(self.probe, ts.host, self.runtime.health_check_port(ts),
+                                    tg.health_check_path, timeout, tg.matches)
+        self.checks_done += 1
+        self.runtime.record_health(ts.target_id, result)
 
     async def _check(self, ts: TargetState) -> None:
-        tg = self.runtime.target_group
         try:
-            self.runtime.begin_check(ts)
-            timeout = max(MIN_WALL_TIMEOUT, float(tg.health_check_timeout_seconds))
-            result = await check_target(self.probe, ts.host, self.runtime.health_check_port(ts),
-                                        tg.health_check_path, timeout, tg.matches)
-            self.checks_done += 1
-            self.runtime.record_health(ts.target_id, result)
+            await self._check_once(ts)
         finally:
-            self._running.pop(ts.target_id, None)
-            self._wake.set()
+            self._checked(ts.target_id)
+
+    def _checked(self, tid: str) -> None:
+        """A check of `tid` has ended: it may be checked again (now, if it fell due meanwhile)."""
+        self._running.pop(tid, None)
+        if self._held and tid in self._held:
+            self._held.discard(tid)
+            when = self._next_due.get(tid)
+            if when is not None:
+                self._schedule(tid, when)
+        self._wake.set()
 
     async def _sleep_or_wake(self, aws_seconds: float) -> None:
         self._wake.clear()

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
+from operator import attrgetter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -60,11 +62,12 @@ class TargetGroupRuntime:
     def __init__(self, target_group: TargetGroup, clock: Clock) -> None:
         self.target_group = target_group
         self.clock = clock
-        self.targets = TargetSet(minimum_healthy=_minimum_healthy(target_group))
+        self.targets: TargetSet = _LazyTargetSet(minimum_healthy=_minimum_healthy(target_group))
         self.stats = TargetGroupStats()
         self.counter = itertools.count()  # round robin's turn; shared by every listener
         self._subscribers: list[Subscriber] = []
         self._drain_timers: dict[str, asyncio.Task] = {}
+        self._counts: tuple[int, dict[str, int]] | None = None   # (target set version, counts())
         self._closed = False
 
     # --- configuration -----------------------------------------------------------
@@ -201,6 +204,11 @@ class TargetGroupRuntime:
         ts = self.targets.get(target_id)
         if ts is None:
             return  # deregistered while the check ran
+        if result.ok and ts.state == b.HEALTHY and ts.reason is None and ts.description == "":
+            # A healthy target passing again (nearly every check): compute_health's answer without its objects.
+            ts.consecutive_successes += 1
+            ts.consecutive_failures = 0
+            return
         tg = self.target_group
         transition = b.compute_health(ts, result, tg.healthy_threshold_count, tg.unhealthy_threshold_count)
         changed_state = transition.state != ts.state
@@ -260,9 +268,15 @@ class TargetGroupRuntime:
 
     def counts(self) -> dict[str, int]:
         """HealthyHostCount / UnHealthyHostCount as CloudWatch counts them."""
-        states = [t.state for t in self.targets.targets.values()]
-        return {"HealthyHostCount": sum(s in (b.HEALTHY, b.UNAVAILABLE) for s in states),
-                "UnHealthyHostCount": sum(s == b.UNHEALTHY for s in states)}
+        version = getattr(self.targets, "version", None)
+        if version is not None and self._counts is not None and self._counts[0] == version:
+            return dict(self._counts[1])
+        states = Counter(map(_STATE, self.targets.targets.values()))
+        counts = {"HealthyHostCount": states[b.HEALTHY] + states[b.UNAVAILABLE],
+                  "UnHealthyHostCount": states[b.UNHEALTHY]}
+        if version is not None:   # every change of a state invalidates the target set, which counts it
+            self._counts = (version, counts)
+        return dict(counts)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -274,6 +288,42 @@ class TargetGroupRuntime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _LazyTargetSet(TargetSet):
+    """A TargetSet whose `routable` tuple is recomputed when next read, not at every change.
+
+    Registering 10,000 targets (or a health check round changing many states) would
+    otherwise rebuild the tuple once per target, O(N^2); reading it (a request) finds
+    it as fresh as TargetSet's would be.
+    """
+
+    __slots__ = ("_stale", "version")
+
+    def __init__(self, minimum_healthy: int = 1) -> None:
+        self._stale = False
+        self.version = 0   # counts invalidations: what depends on the targets' states is kept per version
+        super().__init__(minimum_healthy)
+
+    def invalidate(self) -> None:
+        self._stale = True
+        self.version += 1
+
+    @property
+    def routable(self) -> tuple[TargetState, ...]:
+        if self._stale:
+            self._stale = False
+            _ROUTABLE_SLOT.__set__(self, b.routable_targets(self.targets.values(), self.minimum_healthy))
+        return _ROUTABLE_SLOT.__get__(self)
+
+    @routable.setter
+    def routable(self, value: tuple[TargetState, ...]) -> None:
+        self._stale = False
+        _ROUTABLE_SLOT.__set__(self, value)
+
+
+_ROUTABLE_SLOT = TargetSet.routable   # the slot TargetSet keeps the tuple in
+_STATE = attrgetter("state")
 
 
 def _target_from_id(target_id: str) -> Target:

@@ -54,6 +54,7 @@ from ..placement.requests import for_run_task
 from ..runtime.base import ContainerStatus, InstanceSpec, InstanceNotFound, Runtime, RuntimeEvent, RuntimeFailure
 from .logs import LogStore
 from .registry import get_cluster, resolve_task_definition
+from .task_index import tasks_on_instance
 from .task_specs import task_spec
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,7 @@ class ClusterAgent:
         return ci
 
     def _tasks_on(self, ci: ContainerInstance) -> list[Task]:
-        return [t for t in self.store.list("task")
-                if t.container_instance_arn == ci.container_instance_arn and t.last_status != STOPPED]
+        return [t for t in tasks_on_instance(self.store, ci.container_instance_arn) if t.last_status != STOPPED]
 
     def _instance_gone(self, ci: ContainerInstance) -> None:
         """The instance no longer exists: its tasks are STOPPED and it is deregistered (INACTIVE)."""

@@ -41,6 +41,7 @@ class AutoScalingGroups:
         self.store, self.agent, self.clock = store, agent, clock
         self.rng = rng or random.Random()
         self.cluster_of: dict[str, str] = {}   # group name -> cluster its instances join (ECS_CLUSTER)
+        self._instances: dict[str, tuple[int, list[ContainerInstance]]] = {}   # name -> (store version, them)
 
     def put(self, asg: AutoScalingGroup, cluster: str) -> None:
         self.cluster_of[asg.auto_scaling_group_name] = cluster
@@ -48,8 +49,15 @@ class AutoScalingGroups:
             tx.put("auto_scaling_group", asg.auto_scaling_group_name, asg)
 
     def instances(self, name: str) -> list[ContainerInstance]:
-        return [ci for ci in self.store.list("container_instance")
-                if ci.status != INACTIVE and tag(ci, GROUP_TAG) == name]
+        """The group's container instances that are not INACTIVE, in the store's order (found again
+        whenever the store's container instances have changed since last asked)."""
+        version = self.store.version("container_instance")
+        kept = self._instances.get(name)
+        if kept is None or kept[0] != version:
+            index = self.store.index("container_instance", "asg", lambda ci: tag(ci, GROUP_TAG))
+            kept = self._instances[name] = (version, [ci for ci in index.objects(name)
+                                                      if ci.status != INACTIVE and tag(ci, GROUP_TAG) == name])
+        return list(kept[1])
 
     async def run(self) -> None:
         while True:

@@ -39,6 +39,7 @@ from ..scaling.capacity import (
 )
 from ..scaling.datapoints import MetricSeries
 from .asg import GROUP_TAG, PROTECTED_TAG, AutoScalingGroups, tag
+from .task_index import tasks_on_instance
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,10 @@ class CapacityScaler:
 
     def instance_views(self, asg: AutoScalingGroup) -> list[InstanceView]:
         """The group's in-service instances as the capacity math sees them."""
-        busy = self._tasks_per_instance()
+        instances = self.asgs.instances(asg.auto_scaling_group_name)
+        busy = self._tasks_per_instance(instances)
         views = []
-        for ci in self.asgs.instances(asg.auto_scaling_group_name):
+        for ci in instances:
             if ci.status not in (ACTIVE, DRAINING):
                 continue
             registered, remaining = ci.registered_resources, ci.remaining_resources
@@ -155,11 +157,14 @@ class CapacityScaler:
                                       availability_zone=ci.availability_zone or ""))
         return views
 
-    def _tasks_per_instance(self) -> dict[str, int]:
+    def _tasks_per_instance(self, instances: list) -> dict[str, int]:
+        """Container instance ARN -> how many of its tasks have not STOPPED (instances with none are left out)."""
         counts: dict[str, int] = {}
-        for t in self.store.list("task"):
-            if t.container_instance_arn and t.last_status != STOPPED:
-                counts[t.container_instance_arn] = counts.get(t.container_instance_arn, 0) + 1
+        for ci in instances:
+            arn = ci.container_instance_arn
+            n = sum(1 for t in tasks_on_instance(self.store, arn) if t.last_status != STOPPED)
+            if n:
+                counts[arn] = n
         return counts
 
     def _provisioning(self, provider_name: str, cluster: str) -> list[TaskNeed]:
@@ -175,9 +180,10 @@ class CapacityScaler:
 
     def _protect_busy_instances(self, asg: AutoScalingGroup) -> None:
         """Managed termination protection: instances with tasks are protected, empty ones are not."""
-        busy = self._tasks_per_instance()
+        instances = self.asgs.instances(asg.auto_scaling_group_name)
+        busy = self._tasks_per_instance(instances)
         with self.store.transaction() as tx:
-            for ci in self.asgs.instances(asg.auto_scaling_group_name):
+            for ci in instances:
                 want = busy.get(ci.container_instance_arn, 0) > 0
                 if (tag(ci, PROTECTED_TAG) == "true") != want:
                     ci.tags = [t for t in ci.tags if t.get("key") != PROTECTED_TAG]

@@ -38,6 +38,7 @@ from ..model.service import SERVICE_INACTIVE, Service
 from ..model.state import CommitNotice, StateStore, register_kind
 from ..model.task import RUNNING, STOPPED, Task
 from .agent import ClusterAgent
+from .task_index import tasks_of_group
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ class ServiceLoadBalancing:
         self._bindings: dict[str, list[Binding]] = {}   # task ARN -> its registered targets
         self._drains: dict[str, asyncio.Event] = {}      # target id -> set when drained or removed
         self._draining: dict[str, list[Binding]] = {}   # task ARN -> its targets still draining
+        self._services: dict[tuple[str, str], str] = {}  # (cluster ARN, task group) -> service ARN
+        self._services_version = -1                      # the store's service version that map is of
+        # Told the ARN of a task whose target state may have changed (registered, health, drained...):
+        # the scheduler keeps its per-task health views with it.
+        self.on_target_state: Callable[[str], None] | None = None
+        self.target_version = 0   # changes whenever a registration or a target's state does
+        self._bindings_version = 0   # changes whenever _bindings does
+        self._in_step: tuple | None = None   # the versions at which sync last found nothing to do
         self._unsubscribe = store.subscribe(self._on_commit)
         self._target_unsubscribes = []
         agent.before_stop = self.drain_task
@@ -138,10 +147,24 @@ class ServiceLoadBalancing:
 
     def sync(self) -> None:
         """Every load-balanced service's RUNNING tasks registered; every other task's targets deregistered."""
-        services = {(s.cluster_arn, s.task_group): s for s in self.store.list("service")
+        store = self.store
+        key = (store.version("task"), store.version("service"), self._bindings_version)
+        if key == self._in_step:
+            return  # nothing sync reads has changed since it found every task as it should be
+        services = {(s.cluster_arn, s.task_group): s for s in store.list("service")
                     if s.load_balancers and s.status != SERVICE_INACTIVE}
+        wanted = {t.task_arn for (cluster, group) in services for t in tasks_of_group(store, cluster, group)
+                  if t.last_status == RUNNING and t.desired_status != STOPPED}
+        differ = wanted.symmetric_difference(self._bindings)
+        if not differ:
+            self._in_step = key
+            return  # what every task would be told is what it already is
         seen = set()
         for task in self.store.list("task"):
+            if task.task_arn not in differ:  # wanted and registered, or neither: nothing to do
+                if task.task_arn in self._bindings:
+                    seen.add(task.task_arn)
+                continue
             service = services.get((task.cluster_arn, task.group))
             if service is not None or task.task_arn in self._bindings:
                 self._apply(service, task)
@@ -160,10 +183,18 @@ class ServiceLoadBalancing:
                         log.exception("could not update the targets of task %s", task.task_arn)
 
     def _service_of(self, task: Task) -> Service | None:
-        for service in self.store.list("service"):
-            if service.task_group == task.group and service.cluster_arn == task.cluster_arn:
-                return service if service.load_balancers and service.status != SERVICE_INACTIVE else None
-        return None
+        """The load-balanced, not INACTIVE service the task belongs to (the first service of its group)."""
+        version = self.store.version("service")
+        if version != self._services_version:
+            self._services = {}
+            for service in self.store.list("service"):
+                self._services.setdefault((service.cluster_arn, service.task_group), service.service_arn)
+            self._services_version = version
+        arn = self._services.get((task.cluster_arn, task.group))
+        service = self.store.get("service", arn) if arn is not None else None
+        if service is None or service.task_group != task.group or service.cluster_arn != task.cluster_arn:
+            return None
+        return service if service.load_balancers and service.status != SERVICE_INACTIVE else None
 
     def _apply(self, service: Service | None, task: Task) -> None:
         wanted = (service is not None and task.last_status == RUNNING and task.desired_status != STOPPED)
@@ -178,6 +209,8 @@ class ServiceLoadBalancing:
         if not bindings:
             return
         self._bindings[task.task_arn] = bindings
+        self._bindings_version += 1
+        self._target_state_changed(task.task_arn)
         for binding in bindings:
             self._drains.pop(binding.target.target_id, None)
             self.alb.runtimes[binding.target_group_arn].register([binding.target])
@@ -185,6 +218,9 @@ class ServiceLoadBalancing:
 
     def _deregister(self, service: Service | None, task_arn: str) -> None:
         bindings = self._bindings.pop(task_arn, [])
+        if bindings:
+            self._bindings_version += 1
+            self._target_state_changed(task_arn)
         draining = []
         for binding in bindings:
             runtime = self.alb.runtimes.get(binding.target_group_arn)
@@ -205,7 +241,13 @@ class ServiceLoadBalancing:
         if draining:
             self._draining[task_arn] = draining
 
+    def _target_state_changed(self, task_arn: str | None) -> None:
+        self.target_version += 1
+        if task_arn is not None and self.on_target_state is not None:
+            self.on_target_state(task_arn)
+
     def _on_target_change(self, change: TargetChange) -> None:
+        self._target_state_changed(change.target.task_arn)
         if change.kind in (DRAINED, REMOVED):
             event = self._drains.get(change.target.target_id)
             if event is not None:

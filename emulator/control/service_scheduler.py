@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 
 from ..clock import Clock
 from ..model.arn import short_name
@@ -51,9 +52,10 @@ from ..model.task import (PROVISIONING, RUNNING, SERVICE_SCHEDULER_INITIATED, ST
                           reason_scaling_activity)
 from ..placement import place_tasks
 from ..placement.requests import for_service
-from ..scheduling.rolling import UNHEALTHY, TaskView, plan_rolling_step
+from ..scheduling.rolling import UNHEALTHY, RollingStep, TaskView, plan_rolling_step
 from .agent import ClusterAgent
-from .services import live_tasks, refresh_counts
+from .services import refresh_counts, task_counts
+from .task_index import count_with_status, tasks_of_group
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,31 @@ def reason_elb_health(target_group_arn: str) -> str:
     return f"Task failed ELB health checks in (target-group {target_group_arn})"
 
 
+class _GroupTasks:
+    """A service's tasks at one version of the store's tasks, and what a pass works out from them."""
+
+    def __init__(self, version: int, key: tuple[str, str], tasks: list[Task]) -> None:
+        self.version, self.key, self.tasks = version, key, tasks
+        self.live = [t for t in tasks if t.last_status != STOPPED and t.desired_status != STOPPED]
+        self._not_stopped: list[Task] | None = None
+        self._counts: Counter | None = None
+
+    def not_stopped(self) -> list[Task]:
+        if self._not_stopped is None:
+            self._not_stopped = [t for t in self.tasks if t.last_status != STOPPED]
+        return self._not_stopped
+
+    def counts(self) -> Counter:
+        """(startedBy, lastStatus) -> how many of the tasks that have not STOPPED."""
+        if self._counts is None:
+            self._counts = task_counts(self.not_stopped())
+        return self._counts
+
+    def started_by(self, deployment_id: str) -> bool:
+        """Whether a task that has not STOPPED was started by that deployment."""
+        return any(n for (started_by, _), n in self.counts().items() if started_by == deployment_id)
+
+
 class ServiceScheduler:
     def __init__(self, store: StateStore, agent: ClusterAgent, clock: Clock, *,
                  rng: random.Random | None = None) -> None:
@@ -83,7 +110,41 @@ class ServiceScheduler:
         self.rng = rng or random.Random()
         self._counted_failures: set[str] = set()
         self._last_event: dict[str, tuple[str, float]] = {}
-        self.load_balancing = None  # ServiceLoadBalancing, when the process runs an ALB
+        # Each pass reads every task of a service; what it makes of one (its TaskView) is kept until the
+        # task commits a change, its targets change state, or time could change it (see _views_of).
+        self._views: dict[str, TaskView] = {}                # task ARN -> its view, while it holds
+        self._view_params: dict[str, tuple] = {}             # service ARN -> what its tasks' views assumed
+        self._stale: set[str] = set()                        # task ARNs whose view must be made again
+        self._task_version = store.version("task")           # the task commits the views have heard of
+        self._checked: dict[str, bool] = {}                  # task definition ARN -> has a health check
+        self._td_version = -1
+        self._plans: dict[str, tuple] = {}                   # service ARN -> (inputs, views, step) of its last plan
+        self._view_lists: dict[str, tuple] = {}              # service ARN -> (key, tasks, views) of its last pass
+        self._timed_views = 0                                # views of the list being made that depend on time
+        self._groups: dict[str, _GroupTasks] = {}            # service ARN -> its tasks at the store's task version
+        self._load_balancing = None
+        self._unsubscribe = store.subscribe(self._on_commit)
+
+    @property
+    def load_balancing(self):
+        """ServiceLoadBalancing, when the process runs an ALB (it tells this scheduler of target state)."""
+        return self._load_balancing
+
+    @load_balancing.setter
+    def load_balancing(self, lb) -> None:
+        self._load_balancing = lb
+        self._views.clear()
+        if lb is not None:
+            lb.on_target_state = self._stale.add
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _on_commit(self, notice) -> None:
+        for change in notice.changes:
+            if change.kind == "task":
+                self._stale.add(change.key)
+                self._task_version += 1
 
     async def run(self) -> None:
         while True:
@@ -107,19 +168,19 @@ class ServiceScheduler:
 
     def reconcile(self, service: Service) -> None:
         now = self.clock.now()
-        tasks = self._tasks(service)
-        live = [t for t in tasks if t.last_status != STOPPED and t.desired_status != STOPPED]
+        group = self._group_tasks(service)
+        tasks, live = group.tasks, group.live
         primary = service.primary
         if primary is None:
             return
         self._count_failures(service, primary, tasks)
         desired = service.desired_count if service.status == SERVICE_ACTIVE else 0
         cfg = service.deployment_configuration
-        step = plan_rolling_step(desired, cfg.maximum_percent, cfg.minimum_healthy_percent, primary.id,
-                                 [self._view(service, t, now) for t in live])
+        step = self._plan(service, (desired, cfg.maximum_percent, cfg.minimum_healthy_percent, primary.id),
+                          self._views_of(service, live, now, keep=True))
         if primary.rollout_state == FAILED:
             step.start = 0  # a FAILED deployment launches nothing
-        stopped = self._apply_stops(service, step.stop, {t.task_arn: t for t in live})
+        stopped = self._apply_stops(service, step.stop, {t.task_arn: t for t in live} if step.stop else {})
         self._place_provisioning(service, primary, live)  # ECS told of these when it created them
         started = self._start(service, primary, step.start) if step.start else []
         if step.blocked:
@@ -131,13 +192,104 @@ class ServiceScheduler:
         self._update_counts(service, now)
 
     def _tasks(self, service: Service) -> list[Task]:
-        return [t for t in self.store.list("task")
-                if t.group == service.task_group and t.cluster_arn == service.cluster_arn]
+        return self._group_tasks(service).tasks
+
+    def _group_tasks(self, service: Service) -> _GroupTasks:
+        """The service's tasks as the store holds them now (kept while the store's task version is the same:
+        any committed change to any task, or a rolled-back transaction, makes it read them again)."""
+        version = self.store.version("task")
+        group = self._groups.get(service.service_arn)
+        if group is None or group.version != version or group.key != (service.cluster_arn, service.task_group):
+            group = self._groups[service.service_arn] = _GroupTasks(
+                version, (service.cluster_arn, service.task_group),
+                tasks_of_group(self.store, service.cluster_arn, service.task_group))
+        return group
+
+    def _plan(self, service: Service, inputs: tuple, views: list[TaskView]) -> RollingStep:
+        """plan_rolling_step(*inputs, views); a pure function, so the same inputs give back the last answer."""
+        last = self._plans.get(service.service_arn)
+        if last is not None and last[0] == inputs and (last[1] is views or last[1] == views):
+            step = last[2]
+        else:
+            step = plan_rolling_step(*inputs, views)
+            self._plans[service.service_arn] = (inputs, views, RollingStep(step.start, list(step.stop),
+                                                                           step.blocked))
+            return step
+        return RollingStep(step.start, list(step.stop), step.blocked)
+
+    def _views_of(self, service: Service, tasks: list[Task], now: float, *, keep: bool = False) -> list[TaskView]:
+        """`_view` of each task, made again only for tasks whose view may have changed since the last pass.
+
+        With `keep`, the list itself is kept for the next pass: given the same task list while no task,
+        task definition or target changed state and no view depends on the time, it is the answer again."""
+        self._forget_stale_views()
+        lb = self.load_balancing if service.load_balancers else None
+        params = (service.health_check_grace_period_seconds or 0, len(service.load_balancers), id(lb),
+                  len(lb.alb.runtimes) if lb is not None else 0)
+        if self._view_params.get(service.service_arn) != params:
+            if service.service_arn in self._view_params:
+                self._views.clear()
+            self._view_params[service.service_arn] = params
+        key = (self._task_version, self._td_version, lb.target_version if lb is not None else None, params)
+        kept = self._view_lists.get(service.service_arn) if keep else None
+        if kept is not None and kept[0] == key and kept[1] is tasks:
+            return kept[2]
+        self._timed_views = 0
+        get = self._views.get
+        views = [get(t.task_arn) or self._keep_view(service, t, now) for t in tasks]
+        if keep:
+            if self._timed_views:
+                self._view_lists.pop(service.service_arn, None)
+            else:
+                self._view_lists[service.service_arn] = (key, tasks, views)
+        return views
+
+    def _forget_stale_views(self) -> None:
+        td_version = self.store.version("task_definition")
+        if self.store.version("task") != self._task_version or td_version != self._td_version:
+            # Objects changed without a commit notice (a rolled-back transaction) or task definitions changed.
+            self._views.clear()
+            self._checked.clear()
+            self._task_version, self._td_version = self.store.version("task"), td_version
+        elif self._stale:
+            views = self._views
+            for arn in self._stale:
+                views.pop(arn, None)
+        self._stale.clear()
+
+    def _keep_view(self, service: Service, task: Task, now: float) -> TaskView:
+        view = self._view(service, task, now)
+        if self._changes_with_time(service, task, view, now):
+            self._timed_views += 1
+        else:
+            self._views[task.task_arn] = view
+        return view
+
+    def _changes_with_time(self, service: Service, task: Task, view: TaskView, now: float) -> bool:
+        """Whether the same task could get another view later only because time passed (a grace period or
+        HEALTHY_AFTER_S running out): such views are made again every pass, as before."""
+        if not view.running or task.started_at is None:
+            return False
+        since = now - (task.started_at or now)
+        grace = service.health_check_grace_period_seconds or 0
+        if service.load_balancers and self.load_balancing is not None:
+            return not view.failed_health and since < grace
+        if self._has_health_check(task.task_definition_arn):
+            return not view.failed_health and since < grace
+        return not view.healthy and since < HEALTHY_AFTER_S
+
+    def _has_health_check(self, td_arn: str) -> bool:
+        checked = self._checked.get(td_arn)
+        if checked is None:
+            td = self.store.get("task_definition", td_arn)
+            checked = td is not None and any(c.essential and c.health_check for c in td.container_definitions)
+            if td is not None:
+                self._checked[td_arn] = checked
+        return checked
 
     def _view(self, service: Service, task: Task, now: float) -> TaskView:
         running = task.last_status == RUNNING
-        td = self.store.get("task_definition", task.task_definition_arn)
-        checked = td is not None and any(c.essential and c.health_check for c in td.container_definitions)
+        checked = self._has_health_check(task.task_definition_arn)
         since = now - (task.started_at or now)
         grace = service.health_check_grace_period_seconds or 0
         lb = self.load_balancing if service.load_balancers else None
@@ -200,6 +352,8 @@ class ServiceScheduler:
 
     def _place_provisioning(self, service: Service, primary: Deployment, live: list[Task]) -> list[Task]:
         """The PRIMARY's PROVISIONING tasks that fit now (an instance joined or room freed), oldest first."""
+        if not count_with_status(self.store, PROVISIONING):
+            return []  # no task anywhere waits for capacity
         waiting = sorted((t for t in live if t.last_status == PROVISIONING and t.started_by == primary.id),
                          key=lambda t: t.created_at or 0)
         if not waiting:
@@ -253,17 +407,17 @@ class ServiceScheduler:
     # --- counts, deployments, events ---------------------------------------------------
 
     def _update_counts(self, service: Service, now: float) -> None:
-        tasks = live_tasks(self.store, service)
-        refresh_counts(service, tasks)
+        group = self._group_tasks(service)   # as the store holds them after this pass's starts and stops
+        tasks = group.not_stopped()          # live_tasks(store, service)
+        refresh_counts(service, tasks, group.counts())
         primary = service.primary
         kept = []
         for d in service.deployments:
-            mine = [t for t in tasks if t.started_by == d.id]
             if d is primary:
                 d.desired_count = service.desired_count if service.status == SERVICE_ACTIVE else 0
             else:
                 d.desired_count = 0
-                if not mine:
+                if not group.started_by(d.id):
                     continue  # drained: INACTIVE deployments leave the list, as in DescribeServices
             kept.append(d)
         service.deployments = kept
@@ -281,7 +435,7 @@ class ServiceScheduler:
         primary = service.primary
         mine = [t for t in tasks if t.started_by == primary.id and t.desired_status != STOPPED]
         return len(mine) == service.desired_count == len(tasks) and all(
-            self._view(service, t, now).healthy for t in mine)
+            view.healthy for view in self._views_of(service, mine, now))
 
     def service_event(self, service: Service, message: str) -> None:
         """Add one of ECS's service events (the load balancing side writes through this too)."""

@@ -10,7 +10,9 @@ through here, so a service is the same whichever way it was made.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from ..clock import Clock
@@ -46,6 +48,7 @@ from ..model.state import StateStore
 from ..model.task_definition import TaskDefinition
 from ..placement.requests import validate_placement
 from .registry import get_cluster, resolve_task_definition
+from .task_index import tasks_of_group
 
 DEFAULT_CLUSTER = "default"
 MAX_DESCRIBE_SERVICES = 10
@@ -161,18 +164,28 @@ def describe_services(store: StateStore, cluster: str | None, services: Sequence
 
 def live_tasks(store: StateStore, svc: Service) -> list:
     """The service's tasks that have not STOPPED (old deployments' included)."""
-    return [t for t in store.list("task")
-            if t.group == svc.task_group and t.cluster_arn == svc.cluster_arn and t.last_status != "STOPPED"]
+    return [t for t in tasks_of_group(store, svc.cluster_arn, svc.task_group) if t.last_status != "STOPPED"]
 
 
-def refresh_counts(svc: Service, tasks: list) -> None:
-    """runningCount / pendingCount of the service and of each deployment, from its live tasks."""
-    svc.running_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+def task_counts(tasks: list) -> Counter:
+    """(startedBy, lastStatus) -> how many of these tasks."""
+    return Counter(map(_STARTED_BY_AND_STATUS, tasks))
+
+
+def refresh_counts(svc: Service, tasks: list, counts: Counter | None = None) -> None:
+    """runningCount / pendingCount of the service and of each deployment, from its live tasks
+    (`counts`: their task_counts, when the caller has them already)."""
+    if counts is None:
+        counts = task_counts(tasks)
+    svc.running_count = sum(n for (_, status), n in counts.items() if status == "RUNNING")
     svc.pending_count = len(tasks) - svc.running_count
     for d in svc.deployments:
-        mine = [t for t in tasks if t.started_by == d.id]
-        d.running_count = sum(1 for t in mine if t.last_status == "RUNNING")
-        d.pending_count = len(mine) - d.running_count
+        mine = sum(n for (started_by, _), n in counts.items() if started_by == d.id)
+        d.running_count = counts.get((d.id, "RUNNING"), 0)
+        d.pending_count = mine - d.running_count
+
+
+_STARTED_BY_AND_STATUS = attrgetter("started_by", "last_status")
 
 
 def list_services(store: StateStore, cluster: str | None, *, launch_type: str | None = None,

@@ -52,8 +52,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from ..clock import Clock
@@ -135,21 +137,20 @@ def int_or_zero(value: Any) -> int:
         return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskReading:
     """One task's figures from one sampling, in ECS's terms (units, MiB)."""
 
     task: Task
     memory_used_mib: float
     cpu_used_units: float | None = None   # None on the task's first reading
+    # What the task reserves (units, MiB), read once: every metric of a sampling divides by them.
+    cpu_reserved: int = field(init=False, repr=False, compare=False)
+    memory_reserved: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def cpu_reserved(self) -> int:
-        return int_or_zero(self.task.cpu)
-
-    @property
-    def memory_reserved(self) -> int:
-        return int_or_zero(self.task.memory)
+    def __post_init__(self) -> None:
+        self.cpu_reserved = int_or_zero(self.task.cpu)
+        self.memory_reserved = int_or_zero(self.task.memory)
 
     @property
     def cpu_percent(self) -> float | None:
@@ -162,6 +163,36 @@ class TaskReading:
         return self.memory_used_mib * 100.0 / self.memory_reserved if self.memory_reserved > 0 else None
 
 
+# One task's figures as a sampling keeps them: (task, memory used MiB, CPU used units or None,
+# CPU units reserved, MiB reserved). TaskReading objects are made from these only when asked for.
+Figures = tuple
+
+
+class Readings(Mapping):
+    """Task ARN -> TaskReading of one sampling; each TaskReading is made the first time it is looked up
+    (a sampling of 10,000 tasks publishes from the plain figures and seldom needs one)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, Figures] = {}
+        self._made: dict[str, TaskReading] = {}
+
+    def __getitem__(self, arn: str) -> TaskReading:
+        reading = self._made.get(arn)
+        if reading is None:
+            task, memory_used_mib, cpu_used_units = self.figures[arn][:3]
+            reading = self._made[arn] = TaskReading(task, memory_used_mib, cpu_used_units)
+        return reading
+
+    def __contains__(self, arn: object) -> bool:
+        return arn in self.figures
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.figures)
+
+    def __len__(self) -> int:
+        return len(self.figures)
+
+
 @dataclass
 class Collection:
     """What one `collect_once` did (tests and benchmarks read it)."""
@@ -169,7 +200,7 @@ class Collection:
     timestamp: float
     instances_sampled: int = 0
     tasks_sampled: int = 0
-    readings: dict[str, TaskReading] = field(default_factory=dict)   # task ARN -> reading
+    readings: Readings = field(default_factory=Readings)   # task ARN -> reading
 
 
 class MetricsCollector:
@@ -183,7 +214,11 @@ class MetricsCollector:
         self.store, self.runtime, self.clock, self.metrics, self.alb = store, runtime, clock, metrics, alb
         self.cpu_scale, self.memory_scale = cpu_scale, memory_scale
         self.sample_period, self.min_wall_interval = sample_period, min_wall_interval
-        self._last: dict[str, TaskUsage] = {}                # task ARN -> its previous reading
+        self._last: dict[str, tuple[float, float]] = {}     # task ARN -> its previous (CPU seconds, sampled at)
+        # What the store holds changes seldom; the lists each sampling works from are kept until it does.
+        self._view_key: tuple | None = None
+        self._view: _StoreView | None = None
+        self._sums: dict[int, tuple[list[Task], _Sums]] = {}
         self._alb_last: dict[str, dict[str, Any]] = {}       # target group ARN -> previous stats snapshot
         self._stopped: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe = store.subscribe(self._on_commit)
@@ -211,13 +246,17 @@ class MetricsCollector:
     async def collect_once(self) -> Collection:
         """One sampling: task usage, then every metric, stamped with the clock's AWS time."""
         now = self.clock.now()
-        instances = [ci for ci in self.store.list("container_instance") if ci.status != INACTIVE]
-        tasks = [t for t in self.store.list("task") if t.last_status != STOPPED]
-        services = [s for s in self.store.list("service") if s.status != SERVICE_INACTIVE]
+        view = self._store_view()
+        instances, tasks, services = view.instances, view.tasks, view.services
         result = Collection(now)
-        await self._sample_tasks(instances, tasks, result)
-        self._publish_services(now, services, tasks, result.readings)
-        self._publish_clusters(now, instances, services, tasks, result.readings)
+        await self._sample_tasks(instances, tasks, result, view)
+        figures = result.readings.figures
+        # Metrics are worked out from the objects as they are now, after the wait for usage: what the view
+        # derived from them is thrown away if anything was committed meanwhile.
+        view.as_of(self._versions())
+        self._sums = {}   # what each list of RUNNING tasks adds up to in this sampling
+        self._publish_services(now, services, tasks, figures, view)
+        self._publish_clusters(now, instances, services, tasks, figures, view)
         self._publish_auto_scaling_groups(now, instances)
         if self.alb is not None:
             self._publish_alb(now)
@@ -226,114 +265,144 @@ class MetricsCollector:
 
     # --- tasks -------------------------------------------------------------------
 
-    async def _sample_tasks(self, instances: list[ContainerInstance], tasks: list[Task], result: Collection) -> None:
-        running: dict[str, dict[str, Task]] = defaultdict(dict)   # container instance ARN -> task id -> task
-        for task in tasks:
-            if task.last_status == RUNNING and task.container_instance_arn:
-                running[task.container_instance_arn][task.task_id] = task
-        sampled = [ci for ci in instances if ci.container_instance_arn in running]
-        answers = await asyncio.gather(*(self.runtime.task_usage(ci.ec2_instance_id) for ci in sampled),
-                                       return_exceptions=True)
-        seen: set[str] = set()
+    def _versions(self) -> tuple[int, int, int]:
+        store = self.store
+        return store.version("container_instance"), store.version("task"), store.version("service")
+
+    def _store_view(self) -> _StoreView:
+        """The instances, tasks and services a sampling works from, as the store holds them now (kept
+        while the store's versions of them say nothing changed)."""
+        store, key = self.store, self._versions()
+        if key != self._view_key or self._view is None:
+            self._view = _StoreView(
+                [ci for ci in store.list("container_instance") if ci.status != INACTIVE],
+                [t for t in store.list("task") if t.last_status != STOPPED],
+                [s for s in store.list("service") if s.status != SERVICE_INACTIVE])
+            self._view_key = key
+        return self._view
+
+    async def _sample_tasks(self, instances: list[ContainerInstance], tasks: list[Task], result: Collection,
+                            view: _StoreView | None = None) -> None:
+        view = view if view is not None and view.tasks is tasks else _StoreView(instances, tasks, [])
+        running = view.running_by_instance()
+        sampled = view.sampled_instances()
+        answers = await self._task_usage(sampled)
+        figures, last = result.readings.figures, self._last
+        memory_scale, cpu_scale = self.memory_scale, self.cpu_scale
         for ci, answer in zip(sampled, answers):
             if isinstance(answer, BaseException):
                 log.debug("no usage from instance %s: %s", ci.ec2_instance_id, answer)
                 continue
             result.instances_sampled += 1
             on_instance = running[ci.container_instance_arn]
-            for usage in answer:
-                task = on_instance.get(usage.task_id)
-                if task is None:
+            for task_id, cpu_seconds, memory_bytes, sampled_at in answer:
+                known = on_instance.get(task_id)
+                if known is None:
                     continue
-                seen.add(task.task_arn)
-                result.readings[task.task_arn] = self._reading(task, usage)
-        result.tasks_sampled = len(result.readings)
-        for arn in [a for a in self._last if a not in seen]:
-            del self._last[arn]
+                task, arn, cpu_reserved, memory_reserved = known
+                previous = last.get(arn)
+                last[arn] = (cpu_seconds, sampled_at)
+                cpu_used_units = None
+                if previous is not None:
+                    elapsed = sampled_at - previous[1]
+                    used = cpu_seconds - previous[0]
+                    if elapsed > 0 and used >= 0:   # a counter that went back (a restarted container): wait a reading
+                        cpu_used_units = used / elapsed / cpu_scale * 1024
+                figures[arn] = (task, memory_bytes / MIB / memory_scale, cpu_used_units, cpu_reserved,
+                                memory_reserved)
+        result.tasks_sampled = len(figures)
+        if len(last) != len(figures):  # every task read is in _last: only tasks no longer read are more
+            for arn in [a for a in last if a not in figures]:
+                del last[arn]
 
-    def _reading(self, task: Task, usage: TaskUsage) -> TaskReading:
-        previous = self._last.get(task.task_arn)
-        self._last[task.task_arn] = usage
-        reading = TaskReading(task, usage.memory_bytes / MIB / self.memory_scale)
-        if previous is not None:
-            elapsed = usage.sampled_at_monotonic - previous.sampled_at_monotonic
-            used = usage.cpu_seconds_total - previous.cpu_seconds_total
-            if elapsed > 0 and used >= 0:   # a counter that went back (a restarted container): wait a reading
-                reading.cpu_used_units = used / elapsed / self.cpu_scale * 1024
-        return reading
+    async def _task_usage(self, instances: list[ContainerInstance]) -> list:
+        """Each instance's task usage as (task id, CPU seconds, memory bytes, sampled at) tuples, or the
+        exception it raised; asked of all instances at once."""
+        task_usage = self.runtime.task_usage
+        if not getattr(task_usage, "answers_at_once", False) or not instances:
+            answers = await asyncio.gather(*(task_usage(ci.ec2_instance_id) for ci in instances),
+                                           return_exceptions=True)
+            return [a if isinstance(a, BaseException) else [_usage_values(u) for u in a] for a in answers]
+        # A runtime that never waits (the in-memory one) is asked in turn, without a task per instance
+        # (and for plain values, when it has them); the answers come back as many event-loop turns later
+        # as gather's would (tasks, their done callbacks, then gather's own), so everything else runs in
+        # the same order as it would.
+        values = getattr(self.runtime, "task_usage_values", None)
+        answers: list = []
+        for ci in instances:
+            try:
+                if values is not None:
+                    answers.append(values(ci.ec2_instance_id))
+                else:
+                    answers.append([_usage_values(u) for u in await task_usage(ci.ec2_instance_id)])
+            except Exception as exc:
+                answers.append(exc)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return answers
 
     # --- AWS/ECS and Container Insights --------------------------------------------
 
     def _publish_services(self, now: float, services: list[Service], tasks: list[Task],
-                          readings: dict[str, TaskReading]) -> None:
-        by_group: dict[tuple[str, str], list[Task]] = defaultdict(list)
-        for task in tasks:
-            by_group[(task.cluster_arn, task.group)].append(task)
+                          figures: dict[str, Figures], view: _StoreView | None = None) -> None:
+        view = view if view is not None and view.tasks is tasks else _StoreView([], tasks, services)
         put = self.metrics.put
         for service in services:
             cluster = service.cluster_arn.rsplit("/", 1)[-1]
             dims = {n.CLUSTER_NAME: cluster, n.SERVICE_NAME: service.service_name}
-            members = by_group.get((service.cluster_arn, service.task_group), [])
-            running = [t for t in members if t.last_status == RUNNING]
-            pending = sum(1 for t in members if t.last_status in (PROVISIONING, PENDING))
+            running, pending = view.group_counts(service.cluster_arn, service.task_group)
             put(n.CONTAINER_INSIGHTS, n.RUNNING_TASK_COUNT, dims, now, len(running))
             put(n.CONTAINER_INSIGHTS, n.PENDING_TASK_COUNT, dims, now, pending)
             put(n.CONTAINER_INSIGHTS, n.DESIRED_TASK_COUNT, dims, now, service.desired_count)
-            sampled = [readings[t.task_arn] for t in running if t.task_arn in readings]
-            self._publish_utilization(now, dims, sampled)
-            self._publish_resources(now, dims, running, sampled)
+            sums = self._sums_of(running, figures)
+            self._publish_utilization(now, dims, sums.sampled)
+            self._publish_resources(now, dims, running, sums, view)
 
-    def _publish_utilization(self, now: float, dims: dict[str, str], sampled: list[TaskReading]) -> None:
+    def _publish_utilization(self, now: float, dims: dict[str, str], sampled: list[Figures]) -> None:
         """Service CPU/MemoryUtilization: one sample per task, averaging to sum(used) / sum(reserved)."""
-        for metric, pairs in (
-                (n.CPU_UTILIZATION, [(r.cpu_used_units, r.cpu_reserved, r.cpu_percent) for r in sampled
-                                     if r.cpu_percent is not None]),
-                (n.MEMORY_UTILIZATION, [(r.memory_used_mib, r.memory_reserved, r.memory_percent) for r in sampled
-                                        if r.memory_percent is not None])):
-            if not pairs:
+        cpu = [f for f in sampled if f[2] is not None and f[3] > 0]   # the readings with a cpu_percent
+        memory = [f for f in sampled if f[4] > 0]                     # the readings with a memory_percent
+        for metric, readings, used_of, reserved_of in ((n.CPU_UTILIZATION, cpu, _CPU_USED, _CPU_RESERVED),
+                                                       (n.MEMORY_UTILIZATION, memory, _MEMORY_USED, _MEMORY_RESERVED)):
+            if not readings:
                 continue
-            used, reserved = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
-            count = len(pairs)
+            used_each, reserved_each = list(map(used_of, readings)), list(map(reserved_of, readings))
+            # each task's cpu_percent / memory_percent, as those properties compute it
+            percents = [used * 100.0 / reserved for used, reserved in zip(used_each, reserved_each)]
+            used, reserved = sum(used_each), sum(reserved_each)
+            count = len(readings)
             self.metrics.put_statistics(n.ECS, metric, dims, now, sample_count=count,
                                         total=count * used * 100.0 / reserved,
-                                        minimum=min(p[2] for p in pairs), maximum=max(p[2] for p in pairs))
+                                        minimum=min(percents), maximum=max(percents))
 
-    def _publish_resources(self, now: float, dims: dict[str, str], running: list[Task],
-                           sampled: list[TaskReading]) -> None:
+    def _publish_resources(self, now: float, dims: dict[str, str], running: list[Task], sums: _Sums,
+                           view: _StoreView) -> None:
         """Container Insights' CpuReserved / MemoryReserved (running tasks) and *Utilized (sampled ones)."""
         put = self.metrics.put
-        put(n.CONTAINER_INSIGHTS, n.CPU_RESERVED, dims, now, sum(int_or_zero(t.cpu) for t in running))
-        put(n.CONTAINER_INSIGHTS, n.MEMORY_RESERVED, dims, now, sum(int_or_zero(t.memory) for t in running))
-        with_cpu = [r.cpu_used_units for r in sampled if r.cpu_used_units is not None]
-        if with_cpu or not running:
-            put(n.CONTAINER_INSIGHTS, n.CPU_UTILIZED, dims, now, sum(with_cpu))
-        if sampled or not running:
-            put(n.CONTAINER_INSIGHTS, n.MEMORY_UTILIZED, dims, now, sum(r.memory_used_mib for r in sampled))
+        cpu_reserved, memory_reserved = view.reserved(running)
+        put(n.CONTAINER_INSIGHTS, n.CPU_RESERVED, dims, now, cpu_reserved)
+        put(n.CONTAINER_INSIGHTS, n.MEMORY_RESERVED, dims, now, memory_reserved)
+        if sums.with_cpu or not running:
+            put(n.CONTAINER_INSIGHTS, n.CPU_UTILIZED, dims, now, sums.cpu_used)
+        if sums.sampled or not running:
+            put(n.CONTAINER_INSIGHTS, n.MEMORY_UTILIZED, dims, now, sums.memory_used)
+
+    def _sums_of(self, running: list[Task], figures: dict[str, Figures]) -> _Sums:
+        """What the figures of these RUNNING tasks add up to (worked out once per list per sampling)."""
+        kept = self._sums.get(id(running))
+        if kept is not None and kept[0] is running:
+            return kept[1]
+        sums = _Sums(_figures_of(running, figures))
+        self._sums[id(running)] = (running, sums)
+        return sums
 
     def _publish_clusters(self, now: float, instances: list[ContainerInstance], services: list[Service],
-                          tasks: list[Task], readings: dict[str, TaskReading]) -> None:
+                          tasks: list[Task], figures: dict[str, Figures], view: _StoreView | None = None) -> None:
+        view = view if view is not None and view.tasks is tasks else _StoreView(instances, tasks, services)
         clusters = {c.cluster_name for c in self.store.list("cluster") if c.status != "INACTIVE"}
-        clusters.update(cluster_of_instance(ci) for ci in instances)
-        registered_cpu: dict[str, int] = defaultdict(int)
-        registered_memory: dict[str, int] = defaultdict(int)
-        reserved_cpu: dict[str, int] = defaultdict(int)
-        reserved_memory: dict[str, int] = defaultdict(int)
-        counted: dict[str, int] = defaultdict(int)
-        counted_arns: set[str] = set()
-        for ci in instances:
-            if not in_service(ci):
-                continue
-            cluster = cluster_of_instance(ci)
-            counted[cluster] += 1
-            counted_arns.add(ci.container_instance_arn)
-            registered_cpu[cluster] += ci.registered_resources.cpu
-            registered_memory[cluster] += ci.registered_resources.memory
-            reserved_cpu[cluster] += ci.registered_resources.cpu - ci.remaining_resources.cpu
-            reserved_memory[cluster] += ci.registered_resources.memory - ci.remaining_resources.memory
-        running: dict[str, list[Task]] = defaultdict(list)
-        for task in tasks:
-            if task.last_status == RUNNING:
-                running[cluster_of_task(task)].append(task)
+        clusters.update(view.instance_clusters())
+        registered_cpu, registered_memory, reserved_cpu, reserved_memory, counted = view.instance_totals()
+        running = view.running_per_cluster()
         service_count: dict[str, int] = defaultdict(int)
         for service in services:
             service_count[service.cluster_arn.rsplit("/", 1)[-1]] += 1
@@ -341,23 +410,22 @@ class MetricsCollector:
         for cluster in sorted(clusters):
             dims = {n.CLUSTER_NAME: cluster}
             cluster_running = running.get(cluster, [])
-            sampled = [readings[t.task_arn] for t in cluster_running if t.task_arn in readings]
             put(n.CONTAINER_INSIGHTS, n.CONTAINER_INSTANCE_COUNT, dims, now, counted[cluster])
             put(n.CONTAINER_INSIGHTS, n.SERVICE_COUNT, dims, now, service_count[cluster])
             put(n.CONTAINER_INSIGHTS, n.TASK_COUNT, dims, now, len(cluster_running))
-            self._publish_resources(now, dims, cluster_running, sampled)
+            self._publish_resources(now, dims, cluster_running, self._sums_of(cluster_running, figures), view)
             if not registered_cpu[cluster] or not registered_memory[cluster]:
                 continue   # no ACTIVE or DRAINING instance: ECS has nothing to divide by
             put(n.ECS, n.CPU_RESERVATION, dims, now, reserved_cpu[cluster] * 100.0 / registered_cpu[cluster])
             put(n.ECS, n.MEMORY_RESERVATION, dims, now,
                 reserved_memory[cluster] * 100.0 / registered_memory[cluster])
-            on_counted = [r for r in sampled if r.task.container_instance_arn in counted_arns]
-            with_cpu = [r.cpu_used_units for r in on_counted if r.cpu_used_units is not None]
-            if with_cpu or not cluster_running:
-                put(n.ECS, n.CPU_UTILIZATION, dims, now, sum(with_cpu) * 100.0 / registered_cpu[cluster])
-            if on_counted or not cluster_running:
+            # the figures of the tasks on ACTIVE and DRAINING instances
+            on_counted = self._sums_of(view.on_counted_instances(cluster_running), figures)
+            if on_counted.with_cpu or not cluster_running:
+                put(n.ECS, n.CPU_UTILIZATION, dims, now, on_counted.cpu_used * 100.0 / registered_cpu[cluster])
+            if on_counted.sampled or not cluster_running:
                 put(n.ECS, n.MEMORY_UTILIZATION, dims, now,
-                    sum(r.memory_used_mib for r in on_counted) * 100.0 / registered_memory[cluster])
+                    on_counted.memory_used * 100.0 / registered_memory[cluster])
 
     # --- failed tasks (as they commit) -----------------------------------------------
 
@@ -451,6 +519,175 @@ class MetricsCollector:
                 self.metrics.put(n.APPLICATION_ELB, n.UNHEALTHY_HOST_COUNT, dims, now, unhealthy)
         for arn in [a for a in self._alb_last if a not in stats]:
             del self._alb_last[arn]
+
+
+_ARN = attrgetter("task_arn")
+# a Figures tuple's fields (see Figures)
+_MEMORY_USED, _CPU_USED, _CPU_RESERVED, _MEMORY_RESERVED = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)
+
+
+def _usage_values(usage: TaskUsage) -> tuple[str, float, int, float]:
+    return usage.task_id, usage.cpu_seconds_total, usage.memory_bytes, usage.sampled_at_monotonic
+
+
+class _Sums:
+    """The figures of one list of RUNNING tasks in one sampling, and what they add up to."""
+
+    __slots__ = ("sampled", "with_cpu", "cpu_used", "memory_used")
+
+    def __init__(self, sampled: list[Figures]) -> None:
+        self.sampled = sampled   # the figures of those tasks that have some, in the tasks' order
+        self.with_cpu = [used for used in map(_CPU_USED, sampled) if used is not None]
+        self.cpu_used = sum(self.with_cpu)
+        self.memory_used = sum(map(_MEMORY_USED, sampled))
+
+
+def _units(cache: dict[Any, int], value: Any) -> int:
+    """int_or_zero(value), each distinct value converted once."""
+    units = cache.get(value)
+    if units is None:
+        units = cache[value] = int_or_zero(value)
+    return units
+
+
+def _figures_of(tasks: list[Task], figures: dict[str, Figures]) -> list[Figures]:
+    """The figures of those tasks that have some, in the tasks' order."""
+    return [f for f in map(figures.get, map(_ARN, tasks)) if f is not None]
+
+
+class _StoreView:
+    """What one state of the store gives a sampling to work from, worked out once for that state.
+
+    `instances`, `tasks` and `services` are the lists a sampling starts from; what is derived from
+    their objects' fields for publishing is kept for the store versions it was worked out at (`as_of`).
+    """
+
+    def __init__(self, instances: list[ContainerInstance], tasks: list[Task], services: list[Service]) -> None:
+        self.instances, self.tasks, self.services = instances, tasks, services
+        self._running: dict[str, dict[str, Task]] | None = None
+        self._sampled: list[ContainerInstance] | None = None
+        self._derived_at: tuple | None = None
+        self._forget_derived()
+
+    def as_of(self, versions: tuple) -> None:
+        """The store's versions now: what was derived at other ones is worked out again when asked for."""
+        if versions != self._derived_at:
+            self._forget_derived()
+            self._derived_at = versions
+
+    def _forget_derived(self) -> None:
+        self._groups: dict[tuple[str, str], tuple[list[Task], int]] | None = None
+        self._clusters: dict[str, list[Task]] | None = None
+        self._reserved: dict[int, tuple[list[Task], tuple[int, int]]] = {}
+        self._totals: tuple | None = None
+        self._counted: dict[int, tuple[list[Task], list[Task]]] = {}
+
+    def running_by_instance(self) -> dict[str, dict[str, tuple[Task, str, int, int]]]:
+        """Container instance ARN -> task id -> (its RUNNING task, task ARN, CPU units and MiB reserved)."""
+        if self._running is None:
+            units: dict[Any, int] = {}
+            running: dict[str, dict[str, tuple[Task, str, int, int]]] = defaultdict(dict)
+            for task in self.tasks:
+                if task.last_status == RUNNING and task.container_instance_arn:
+                    running[task.container_instance_arn][task.task_id] = (
+                        task, task.task_arn, _units(units, task.cpu), _units(units, task.memory))
+            self._running = running
+        return self._running
+
+    def reserved(self, running: list[Task]) -> tuple[int, int]:
+        """The CPU units and MiB these tasks reserve."""
+        kept = self._reserved.get(id(running))
+        if kept is None or kept[0] is not running:
+            kept = self._reserved[id(running)] = (running, (_reserved([t.cpu for t in running]),
+                                                            _reserved([t.memory for t in running])))
+        return kept[1]
+
+    def instance_clusters(self) -> set[str]:
+        return {cluster_of_instance(ci) for ci in self.instances}
+
+    def instance_totals(self) -> tuple:
+        """Per cluster: registered CPU and memory, reserved CPU and memory, and how many instances count
+        (ACTIVE and DRAINING ones)."""
+        if self._totals is None:
+            registered_cpu: dict[str, int] = defaultdict(int)
+            registered_memory: dict[str, int] = defaultdict(int)
+            reserved_cpu: dict[str, int] = defaultdict(int)
+            reserved_memory: dict[str, int] = defaultdict(int)
+            counted: dict[str, int] = defaultdict(int)
+            for ci in self.instances:
+                if not in_service(ci):
+                    continue
+                cluster = cluster_of_instance(ci)
+                counted[cluster] += 1
+                registered_cpu[cluster] += ci.registered_resources.cpu
+                registered_memory[cluster] += ci.registered_resources.memory
+                reserved_cpu[cluster] += ci.registered_resources.cpu - ci.remaining_resources.cpu
+                reserved_memory[cluster] += ci.registered_resources.memory - ci.remaining_resources.memory
+            self._totals = (registered_cpu, registered_memory, reserved_cpu, reserved_memory, counted)
+        return self._totals
+
+    def on_counted_instances(self, running: list[Task]) -> list[Task]:
+        """Those of the tasks on ACTIVE and DRAINING instances (the same list when that is all of them)."""
+        kept = self._counted.get(id(running))
+        if kept is None or kept[0] is not running:
+            counted = {ci.container_instance_arn for ci in self.instances if in_service(ci)}
+            on = [t for t in running if t.container_instance_arn in counted]
+            kept = self._counted[id(running)] = (running, running if on == running else on)
+        return kept[1]
+
+    def sampled_instances(self) -> list[ContainerInstance]:
+        """The instances that run tasks, in the store's order."""
+        if self._sampled is None:
+            running = self.running_by_instance()
+            self._sampled = [ci for ci in self.instances if ci.container_instance_arn in running]
+        return self._sampled
+
+    def group_counts(self, cluster_arn: str, group: str) -> tuple[list[Task], int]:
+        """A task group's RUNNING tasks and how many are PROVISIONING or PENDING."""
+        if self._groups is None:
+            by_group: dict[tuple[str, str], list[Task]] = defaultdict(list)
+            for task in self.tasks:
+                by_group[(task.cluster_arn, task.group)].append(task)
+            self._groups = {key: ([t for t in members if t.last_status == RUNNING],
+                                  sum(1 for t in members if t.last_status in (PROVISIONING, PENDING)))
+                            for key, members in by_group.items()}
+        return self._groups.get((cluster_arn, group), ([], 0))
+
+    def running_per_cluster(self) -> dict[str, list[Task]]:
+        """Cluster name -> its RUNNING tasks (a service's list itself where the two are the same tasks)."""
+        if self._clusters is None:
+            clusters = _running_per_cluster(self.tasks)
+            groups = [running for running, _ in (self._groups or {}).values()]
+            for name, running in clusters.items():
+                same = next((g for g in groups if len(g) == len(running) and g == running), None)
+                if same is not None:
+                    clusters[name] = same
+            self._clusters = clusters
+        return self._clusters
+
+
+def _running_per_cluster(tasks: list[Task]) -> dict[str, list[Task]]:
+    """Cluster name -> its RUNNING tasks, in the tasks' order."""
+    by_arn: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.last_status == RUNNING:
+            members = by_arn.get(task.cluster_arn)
+            if members is None:
+                members = by_arn[task.cluster_arn] = []
+            members.append(task)
+    names = [arn.rsplit("/", 1)[-1] for arn in by_arn]
+    if len(set(names)) == len(names):
+        return dict(zip(names, by_arn.values()))
+    running: dict[str, list[Task]] = defaultdict(list)   # two cluster ARNs, one name: keep the tasks' order
+    for task in tasks:
+        if task.last_status == RUNNING:
+            running[cluster_of_task(task)].append(task)
+    return running
+
+
+def _reserved(values: list) -> int:
+    """sum(int_or_zero(v) for v in values), converting each distinct value once (they are few: "256", ...)."""
+    return sum(int_or_zero(value) * count for value, count in Counter(values).items())
 
 
 def _alb_deltas(snap: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:

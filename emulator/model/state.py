@@ -15,6 +15,13 @@ Conventions for writers:
 - A `put` whose serialized body equals the committed one writes nothing and
   is not reported as a change.
 - One thread: the SQLite connection belongs to the thread that opened the store.
+
+For loops that read a kind every few seconds at scale (10,000 tasks), the store
+keeps indexes (`store.index(kind, name, key_of)`: a task group's tasks, an
+instance's tasks) and a version per kind (`store.version(kind)`), both brought
+up to date by every commit and every rolled-back transaction, never by the
+loops themselves: a reader finds what it needs without scanning everything,
+and a cache of what a kind holds is still right while its version is the same.
 """
 
 from __future__ import annotations
@@ -86,22 +93,41 @@ def _dump_lossless(obj: Any) -> dict[str, Any]:
     return _keep_nones(obj, to_api(obj))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[tuple[str, str], ...] | None:
+    """(attribute, AWS name) of a dataclass's fields but `extra`; None for a class that is not one."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = (tuple((f.name, aws_name(f)) for f in dataclasses.fields(cls) if f.name != "extra")
+                 if dataclasses.is_dataclass(cls) else None)
+        _FIELD_NAMES[cls] = names
+        return names
+
+
 def _keep_nones(obj: Any, data: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and isinstance(data, dict):
-        for f in dataclasses.fields(obj):
-            name, value = aws_name(f), getattr(obj, f.name)
-            if f.name == "extra":
-                continue
-            if value is None:
-                data[name] = None
-            elif name in data:
-                _keep_nones(value, data[name])
+    cls = type(obj)
+    if cls in _SCALARS:
+        return data
+    names = _field_names(cls)
+    if names is not None:
+        if isinstance(data, dict):
+            for attr, name in names:
+                value = getattr(obj, attr)
+                if value is None:
+                    data[name] = None
+                elif type(value) not in _SCALARS and name in data:
+                    _keep_nones(value, data[name])
     elif isinstance(obj, (list, tuple)) and isinstance(data, list):
         for item, item_data in zip(obj, data):
-            _keep_nones(item, item_data)
+            if type(item) not in _SCALARS:
+                _keep_nones(item, item_data)
     elif isinstance(obj, dict) and isinstance(data, dict):
         for k, v in obj.items():
-            if k in data:
+            if k in data and type(v) not in _SCALARS:
                 _keep_nones(v, data[k])
     return data
 
@@ -173,6 +199,87 @@ class Transaction:
             raise RuntimeError("this transaction has ended; open a new one with store.transaction()")
 
 
+class Index:
+    """Keys of one kind grouped by a value of their objects (a task's group, its instance, ...).
+
+    Kept in step by the store at every commit (and after a failed transaction), never by
+    a loop's own bookkeeping, so it says what the committed state says. A bucket lists
+    its keys in the kind's own order (that of `store.list`). Readers check the fields they
+    care about on the objects they get when those can change: an index narrows down where
+    to look.
+    """
+
+    def __init__(self, store: StateStore, kind: str, key_of: Callable[[Any], Any]) -> None:
+        self.kind, self.key_of = kind, key_of
+        self._table = store._table(kind)
+        self._buckets: dict[Any, dict[str, None]] = {}
+        self._where: dict[str, Any] = {}          # key -> its bucket's value
+        self._ordinal: dict[str, int] = {}        # key -> its place in the kind's order
+        self._unordered: set[Any] = set()         # buckets that got a key out of order
+        self._next = 0
+        for key, obj in self._table.items():
+            self._put(key, obj)
+
+    def keys(self, value: Any) -> list[str]:
+        """The keys whose committed object has `value`, in the kind's order."""
+        bucket = self._buckets.get(value)
+        if not bucket:
+            return []
+        if self._unordered and value in self._unordered:
+            ordinal = self._ordinal
+            ordered = sorted(bucket, key=ordinal.__getitem__)
+            bucket.clear()
+            bucket.update(dict.fromkeys(ordered))
+            self._unordered.discard(value)
+        return list(bucket)
+
+    def objects(self, value: Any) -> list[Any]:
+        """The objects whose committed state has `value`, in the kind's order."""
+        keys = self.keys(value)
+        try:
+            return list(map(self._table.__getitem__, keys))
+        except KeyError:  # deleted by the transaction now open
+            table = self._table
+            return [obj for obj in map(table.get, keys) if obj is not None]
+
+    def count(self, value: Any) -> int:
+        """How many keys have `value` (without listing them)."""
+        return len(self._buckets.get(value, ()))
+
+    def _put(self, key: str, obj: Any) -> None:
+        value = self.key_of(obj)
+        if key not in self._ordinal:
+            self._ordinal[key] = self._next
+            self._next += 1
+        old = self._where.get(key, _ABSENT)
+        if old is not _ABSENT:
+            if old == value:
+                return
+            self._drop(key, old)
+        bucket = self._buckets.setdefault(value, {})
+        if bucket and self._ordinal[next(reversed(bucket))] > self._ordinal[key]:
+            self._unordered.add(value)
+        bucket[key] = None
+        self._where[key] = value
+
+    def _delete(self, key: str) -> None:
+        old = self._where.pop(key, _ABSENT)
+        if old is not _ABSENT:
+            self._drop(key, old)
+        self._ordinal.pop(key, None)
+
+    def _drop(self, key: str, value: Any) -> None:
+        bucket = self._buckets.get(value)
+        if bucket is not None:
+            bucket.pop(key, None)
+            if not bucket:
+                del self._buckets[value]
+                self._unordered.discard(value)
+
+
+_ABSENT = object()
+
+
 class StateStore:
     """Every object and the event journal; see the module docstring for the writing rules."""
 
@@ -187,6 +294,8 @@ class StateStore:
         self._bodies: dict[str, dict[str, str]] = {}    # last committed JSON, per kind
         self._listeners: list[Callable[[CommitNotice], None]] = []
         self._tx: Transaction | None = None
+        self._indexes: dict[str, dict[str, Index]] = {}   # kind -> index name -> index
+        self._versions: dict[str, int] = {}               # kind -> commits (and rollbacks) that changed it
         self._db = _open_database(self.path)
         self.last_seq = self._load()
 
@@ -201,6 +310,23 @@ class StateStore:
 
     def count(self, kind: str) -> int:
         return len(self._table(kind))
+
+    def index(self, kind: str, name: str, key_of: Callable[[Any], Any]) -> Index:
+        """The store's index `name` of a kind: made on the first call from the objects the store holds,
+        then kept at every commit. `key_of(obj)` must depend only on fields the object is committed with
+        (a change of them is a change of its body, so the commit reports it)."""
+        indexes = self._indexes.setdefault(kind, {})
+        found = indexes.get(name)
+        if found is None:
+            # Made inside a transaction, it starts from what that transaction wrote too: the commit
+            # confirms it, a rollback puts the touched keys back (see _restore).
+            found = indexes[name] = Index(self, kind, key_of)
+        return found
+
+    def version(self, kind: str) -> int:
+        """A number that changes whenever a commit (or a rolled-back transaction) changes objects of `kind`:
+        caches of what a kind holds compare it to know they are still right."""
+        return self._versions.get(kind, 0)
 
     def events(self, since_seq: int = 0, kinds: str | Iterable[str] | None = None,
                resource: str | None = None, limit: int | None = None) -> list[Event]:
@@ -306,7 +432,19 @@ class StateStore:
             else:
                 self._bodies[kind][key] = body
         self.last_seq = last_seq
+        self._update_indexes(changes)
         return CommitNotice(changes, list(tx.events))
+
+    def _update_indexes(self, changes: list[Change]) -> None:
+        versions, indexes = self._versions, self._indexes
+        for change in changes:
+            kind = change.kind
+            versions[kind] = versions.get(kind, 0) + 1
+            for index in indexes.get(kind, {}).values():
+                if change.op == "delete":
+                    index._delete(change.key)
+                else:
+                    index._put(change.key, change.obj)
 
     def _write(self, rows: list[tuple[str, str, str | None]], events: list[Event], last_seq: int) -> None:
         db = self._db
@@ -340,6 +478,13 @@ class StateStore:
                         for key, body in self._bodies[kind].items()}
             table.clear()
             table.update(restored)
+            self._versions[kind] = self._versions.get(kind, 0) + 1
+            for index in self._indexes.get(kind, {}).values():
+                for key in keys:
+                    if key in restored:
+                        index._put(key, restored[key])
+                    else:
+                        index._delete(key)
 
     def _notify(self, notice: CommitNotice) -> None:
         if not notice.changes and not notice.events:

@@ -30,6 +30,11 @@ What is simulated, and how it differs from Docker:
 Test knobs (not part of the `Runtime` protocol): `kill_container`,
 `kill_instance`, `set_health`, `set_usage`, `write_log`, `add_image`,
 `remove_image`, `image_exists`, `drain_events`, and the `launch_delay` hook.
+For simulations at scale: `begin_usage_round` / `repeat_usage_round` (the same
+set_usage calls again, for every task at once, applied lazily),
+`task_usage_values` (task_usage as plain tuples) and `probe_now` (http_probe,
+synchronously); `http_probe` and `task_usage` never wait, and say so with an
+`answers_at_once` attribute that lets callers skip a task per call.
 """
 
 from __future__ import annotations
@@ -77,8 +82,29 @@ class _Task:
     cpu_base_at: float = 0.0
     cpu_rate: float = 0.0
     memory_bytes: int = 0
+    live: int = 0   # how many of its containers are running (kept by run_task and _exit)
+    # What `repeat_usage_round` replays, lazily: the times the round of its last set_usage was repeated
+    # (the runtime's list for that round, shared by the round's tasks), and how many it has applied.
+    repeats: list[float] | None = None
+    repeats_seen: int = 0
+
+    def catch_up(self) -> None:
+        """Apply the repeats of its usage round it has not seen yet, as the set_usage calls they stand for
+        would have: each rebases the CPU counter at its time, with the same rate."""
+        repeats = self.repeats
+        if repeats is None:
+            return
+        seen, end = self.repeats_seen, len(repeats)
+        if seen == end:
+            return
+        rate, base, base_at = self.cpu_rate, self.cpu_base, self.cpu_base_at
+        for at in repeats[seen:end]:
+            gap = at - base_at
+            base, base_at = base + rate * (gap if gap > 0.0 else 0.0), at   # max(0.0, gap), as cpu_seconds
+        self.cpu_base, self.cpu_base_at, self.repeats_seen = base, base_at, end
 
     def cpu_seconds(self, now: float) -> float:
+        self.catch_up()
         return self.cpu_base + self.cpu_rate * max(0.0, now - self.cpu_base_at)
 
     def set_cpu_rate(self, rate: float, now: float) -> None:
@@ -86,7 +112,7 @@ class _Task:
 
     @property
     def running(self) -> bool:
-        return any(c.state == "running" for c in self.containers.values())
+        return self.live > 0
 
 
 @dataclass
@@ -96,6 +122,9 @@ class _Instance:
     next_dynamic_port: int
     tasks: dict[str, _Task] = field(default_factory=dict)
     bound_ports: set[tuple[str, int]] = field(default_factory=set)   # (protocol, host port) of running containers
+    # host port -> the running containers published on it, in the order http_probe would find them
+    # (with whether START_UNHEALTHY is set in their environment)
+    listening: dict[int, list[tuple[ContainerStatus, bool]]] = field(default_factory=dict)
 
 
 _CLOSED = object()
@@ -136,11 +165,13 @@ class FakeRuntime:
         self.behave_like_sample_app = behave_like_sample_app
         self._instances: dict[str, _Instance] = {}
         self._by_cluster: dict[str, dict[str, _Instance]] = {}
+        self._by_address: dict[str, list[_Instance]] = {}   # what http_probe looks up (launch order)
         self._launching: set[str] = set()
         self._logs: dict[str, dict[tuple[str, str], list[str]]] = {}   # instance -> (task, container) -> lines
         self._launched = 0
         self._queue: asyncio.Queue = asyncio.Queue()
         self._closed = False
+        self._usage_repeats: list[float] = []   # when the current usage round was repeated
         # Seconds on which task CPU accumulates (usage only), e.g. a simulation's clock.
         self.usage_clock = clock or time.monotonic
 
@@ -185,6 +216,7 @@ class FakeRuntime:
         instance = _Instance(spec, status, next_dynamic_port=DYNAMIC_PORT_RANGE[0])
         self._instances[instance_id] = instance
         self._by_cluster.setdefault(spec.cluster, {})[instance_id] = instance
+        self._by_address.setdefault(status.address, []).append(instance)
         self._logs.setdefault(instance_id, {})
         self._emit(RuntimeEvent(instance_id, instance_state="running"))
         return replace(status)
@@ -226,7 +258,11 @@ class FakeRuntime:
                 name=container.name, state="running", runtime_id=self._new_id(),
                 health="starting" if container.health_check else None, network_bindings=ports)
             task.containers[container.name] = status
+            task.live += 1
             instance.bound_ports.update((p.protocol, p.host_port) for p in ports)
+            starts_unhealthy = _starts_unhealthy(container)
+            for p in ports:
+                instance.listening.setdefault(p.host_port, []).append((status, starts_unhealthy))
             logs[(spec.task_id, container.name)] = [_start_line(spec, container, ports)]
         instance.tasks[spec.task_id] = task
         for status in task.containers.values():
@@ -274,6 +310,23 @@ class FakeRuntime:
         now = self.usage_clock()
         return [TaskUsage(t.spec.task_id, t.cpu_seconds(now), t.memory_bytes, now)
                 for t in instance.tasks.values() if t.running]
+
+    task_usage.answers_at_once = True  # type: ignore[attr-defined]  # never waits: callers may skip gather()
+
+    def task_usage_values(self, ec2_instance_id: str) -> list[tuple[str, float, int, float]]:
+        """`task_usage` as plain (task id, CPU seconds, memory bytes, sampled at) tuples, synchronously:
+        what a metrics collector reads 10,000 of every sampling."""
+        instance = self._instance(ec2_instance_id)
+        now = self.usage_clock()
+        values = []
+        for t in instance.tasks.values():
+            if t.live > 0:
+                if t.repeats is not None and t.repeats_seen != len(t.repeats):
+                    t.catch_up()
+                gap = now - t.cpu_base_at   # t.cpu_seconds(now), without the calls
+                values.append((t.spec.task_id, t.cpu_base + t.cpu_rate * (gap if gap > 0.0 else 0.0),
+                               t.memory_bytes, now))
+        return values
 
     async def task_logs(self, ec2_instance_id: str, task_id: str, container: str) -> str:
         """What the container printed; "" for a container that never ran here."""
@@ -378,8 +431,21 @@ class FakeRuntime:
             cpu_seconds_per_second = cpu_fraction_of_reserved * units / 1024
         if cpu_seconds_per_second is not None:
             task.set_cpu_rate(cpu_seconds_per_second * spec.cpu_scale, self.usage_clock())
+            task.repeats, task.repeats_seen = self._usage_repeats, len(self._usage_repeats)
         if memory_mib is not None:
             task.memory_bytes = int(memory_mib * MIB * spec.memory_scale)
+
+    def begin_usage_round(self) -> None:
+        """Knob for simulations: the `set_usage` calls from now on make a new round (see repeat_usage_round)."""
+        self._usage_repeats = []
+
+    def repeat_usage_round(self) -> None:
+        """Knob for simulations: as if every `set_usage` call of the current round were made again now, with
+        the same arguments (a task whose containers have exited since is left alone, as set_usage would).
+
+        A simulation whose traffic has not changed calls this instead of one set_usage per task: the
+        counters read the same, to the last bit, and the cost is paid lazily, per task, when it is read."""
+        self._usage_repeats.append(self.usage_clock())
 
     async def http_probe(self, host: str, port: int, path: str, timeout: float) -> int:
         """What an HTTP GET to (instance address, host port) would answer, without a socket.
@@ -387,20 +453,24 @@ class FakeRuntime:
         The ALB's health checks use this on the in-memory runtime, whose addresses
         are labels: 200 from a running container published on that port, 503
         while its container health check (or START_UNHEALTHY) says unhealthy, and
-        a refused connection when nothing listens there.
+        a refused connection when nothing listens there. It answers at once (it
+        never waits), so a health checker may run many of these in one go.
         """
-        for instance in self._instances.values():
-            if instance.status.address != host or instance.status.state != "running":
+        return self.probe_now(host, port)
+
+    http_probe.answers_at_once = True  # type: ignore[attr-defined]
+
+    def probe_now(self, host: str, port: int) -> int:
+        """`http_probe`'s answer, synchronously: only what listens on that address and port is looked at
+        (the first running container published there, in start order)."""
+        for instance in self._by_address.get(host, ()):
+            if instance.status.state != "running":
                 continue
-            for task in instance.tasks.values():
-                for spec in task.spec.containers:
-                    status = task.containers.get(spec.name)
-                    if status is None or status.state != "running" or \
-                            not any(b.host_port == port for b in status.network_bindings):
-                        continue
-                    unhealthy = status.health == "unhealthy" or (
-                        self.behave_like_sample_app and dict(spec.environment).get("START_UNHEALTHY") in ("1", "true"))
-                    return 503 if unhealthy else 200
+            for status, starts_unhealthy in instance.listening.get(port, ()):
+                if status.state != "running":
+                    continue
+                unhealthy = status.health == "unhealthy" or (self.behave_like_sample_app and starts_unhealthy)
+                return 503 if unhealthy else 200
         raise ConnectionRefusedError(f"nothing listens on {host}:{port}")
 
     def write_log(self, ec2_instance_id: str, task_id: str, name: str, text: str) -> None:
@@ -439,10 +509,18 @@ class FakeRuntime:
 
     def _exit(self, instance: _Instance, task: _Task, status: ContainerStatus,
               exit_code: int, reason: str | None) -> None:
+        if status.state == "running":
+            task.live -= 1
         status.state, status.exit_code, status.reason = "exited", exit_code, reason
         if not task.running:   # its last container: the CPU counter stops where it is
             task.set_cpu_rate(0.0, self.usage_clock())
         instance.bound_ports.difference_update((p.protocol, p.host_port) for p in status.network_bindings)
+        for p in status.network_bindings:
+            listeners = instance.listening.get(p.host_port)
+            if listeners is not None:
+                listeners[:] = [entry for entry in listeners if entry[0] is not status]
+                if not listeners:
+                    del instance.listening[p.host_port]
         self._emit_container(instance, task, status)
 
     def _emit_container(self, instance: _Instance, task: _Task, status: ContainerStatus) -> None:
@@ -458,6 +536,11 @@ class FakeRuntime:
         del cluster[instance_id]
         if not cluster:
             del self._by_cluster[instance.spec.cluster]
+        others = [i for i in self._by_address.get(instance.status.address, []) if i is not instance]
+        if others:
+            self._by_address[instance.status.address] = others
+        else:
+            self._by_address.pop(instance.status.address, None)
 
     def _instance(self, ec2_instance_id: str) -> _Instance:
         try:
@@ -489,6 +572,10 @@ class FakeRuntime:
 
     def _new_id(self) -> str:
         return f"{self._rng.getrandbits(256):064x}"
+
+
+def _starts_unhealthy(spec: ContainerSpec) -> bool:
+    return dict(spec.environment).get("START_UNHEALTHY") in ("1", "true")
 
 
 def _effective_mappings(network_mode: str, mappings: tuple[PortMappingSpec, ...]) -> tuple[PortMappingSpec, ...]:
