@@ -217,6 +217,7 @@ class Emulator:
         if self.capacity_scaler is not None:
             self.capacity_scaler.close()
             self.collector.close()
+            self.scheduler.close()
         if self.alb is not None:
             self.load_balancing.close()
             await self.alb.close()

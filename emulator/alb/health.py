@@ -32,7 +32,7 @@ from typing import Awaitable, Callable
 import aiohttp
 
 from ..clock import Clock
-from .balancer import CHECKED_STATES, HEALTHY, INITIAL, REGISTRATION_IN_PROGRESS, CheckResult, TargetState
+from .balancer import CHECKED_STATES, CheckResult, TargetState
 from .targets import DRAINING, REGISTERED, REMOVED, TargetChange, TargetGroupRuntime
 
 log = logging.getLogger(__name__)
@@ -151,20 +151,19 @@ class HealthChecker:
             await self._sleep_or_wake(self._wait())
 
     def _wait(self) -> float:
-        """AWS seconds until the next check is due (or the next sweep, when nothing is)."""
-        now = self.clock.now()
-        interval = self.runtime.target_group.health_check_interval_seconds
+        """AWS seconds until the next check is due (an interval when none is)."""
         times, buckets, next_due = self._times, self._buckets, self._next_due
         while times:
             when = times[0]
             if any(next_due.get(tid) == when for tid in buckets[when]):
-                return max(0.0, min(when, self._swept_at + interval) - now)
+                return max(0.0, when - self.clock.now())
             heapq.heappop(times)  # only stale entries left in it
             del buckets[when]
-        return max(0.0, min(interval, self._swept_at + interval - now))
+        return self.runtime.target_group.health_check_interval_seconds
 
     def _sweep(self, now: float) -> None:
-        """Level check, once an interval: every checkable target has a due time, and nothing else has."""
+        """Level check, at the first wake-up an interval after the last: every checkable target has a due
+        time, and nothing else has (notices keep it so; this only makes sure)."""
         self._swept_at = now
         targets, next_due = self.runtime.targets.targets, self._next_due
         current = {tid for tid, ts in targets.items() if ts.state in CHECKED_STATES}
@@ -219,7 +218,6 @@ class HealthChecker:
     async def _check_batch(self, due: list[TargetState]) -> None:
         """The due checks one after another: each as `_check` (and `check_target`) would make it."""
         runtime, probe, running, held = self.runtime, self.probe, self._running, self._held
-        targets = runtime.targets.targets
         tg = path = timeout = port = None
         results: dict[int, CheckResult] = {}   # status code -> its result, for this group's matcher
         try:
@@ -230,8 +228,7 @@ class HealthChecker:
                         tg = runtime.target_group
                         path, port, results = tg.health_check_path, tg.health_check_port, {}
                         timeout = max(MIN_WALL_TIMEOUT, float(tg.health_check_timeout_seconds))
-                    if ts.state == INITIAL and ts.reason == REGISTRATION_IN_PROGRESS:
-                        runtime.begin_check(ts)
+                    runtime.begin_check(ts)
                     target = ts.target
                     try:   # runtime.health_check_port(ts), as it reads the group's setting
                         status = await probe(target.host, target.port if port == "traffic-port" else int(port),
@@ -248,14 +245,7 @@ class HealthChecker:
                             result = results[status] = (_passed(status) if tg.matches(status)
                                                         else CheckResult.code_mismatch(status))
                     self.checks_done += 1
-                    current = targets.get(tid)
-                    if (result.ok and current is not None and current.state == HEALTHY and current.reason is None
-                            and current.description == ""):
-                        # record_health's own answer for a healthy target passing again, without the call
-                        current.consecutive_successes += 1
-                        current.consecutive_failures = 0
-                    else:
-                        runtime.record_health(tid, result)
+                    runtime.record_health(tid, result)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # as a check task's failure would be: the others still run

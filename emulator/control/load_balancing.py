@@ -17,7 +17,10 @@ not-stopping tasks of its services (the scheduler calls it each pass; after
 a restart it re-registers everything), and a store subscription applies the
 same rule to each task as its state commits, so reaction takes milliseconds,
 not a scheduler pass. Target health flows back to the scheduler through
-`task_target_state`.
+`task_target_state` (and `on_target_state`, which names each task whose
+registration or target state changed). A sync that found every task as it
+should be is not repeated until the store's tasks or services, or the
+registrations, change.
 """
 
 from __future__ import annotations

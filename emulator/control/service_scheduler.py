@@ -11,6 +11,15 @@ events. For a service behind a load balancer, a task is healthy once its
 targets are healthy, and one whose target turns unhealthy (after the
 health check grace period) is replaced; `load_balancing` registers and
 drains the targets.
+
+At scale (a service of 10,000 tasks, a pass every 5 s) a pass must not cost
+10,000 of anything when nothing changed. It still reads the truth each pass,
+through what the store keeps up to date: a service's tasks come from the
+store's group index and are read again whenever the store's task version
+moves (any commit, or a rolled-back transaction); a task's health view is
+made again when the task commits a change, its targets change state, or the
+time could change it (grace period, HEALTHY_AFTER_S); and the rolling step,
+a pure function, is not recomputed for the very same inputs.
 """
 
 from __future__ import annotations

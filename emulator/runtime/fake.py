@@ -83,24 +83,37 @@ class _Task:
     cpu_rate: float = 0.0
     memory_bytes: int = 0
     live: int = 0   # how many of its containers are running (kept by run_task and _exit)
-    # What `repeat_usage_round` replays, lazily: the times the round of its last set_usage was repeated
-    # (the runtime's list for that round, shared by the round's tasks), and how many it has applied.
-    repeats: list[float] | None = None
+    # What `repeat_usage_round` replays, lazily: the round of its last set_usage (shared by the round's
+    # tasks) and how many of that round's repeats it has applied.
+    usage_round: _UsageRound | None = None
     repeats_seen: int = 0
 
     def catch_up(self) -> None:
         """Apply the repeats of its usage round it has not seen yet, as the set_usage calls they stand for
         would have: each rebases the CPU counter at its time, with the same rate."""
-        repeats = self.repeats
-        if repeats is None:
+        usage_round = self.usage_round
+        if usage_round is None:
             return
-        seen, end = self.repeats_seen, len(repeats)
+        times, seen = usage_round.times, self.repeats_seen
+        end = len(times)
         if seen == end:
             return
         rate, base, base_at = self.cpu_rate, self.cpu_base, self.cpu_base_at
-        for at in repeats[seen:end]:
-            gap = at - base_at
-            base, base_at = base + rate * (gap if gap > 0.0 else 0.0), at   # max(0.0, gap), as cpu_seconds
+        at = times[seen]
+        gap = at - base_at
+        base, base_at = base + rate * (gap if gap > 0.0 else 0.0), at   # max(0.0, gap), as cpu_seconds does
+        seen += 1
+        if seen < end:
+            if seen - 1 >= usage_round.even_from and usage_round.gap > 0.0:
+                # the rest come one `gap` after another: the same rebase, the same addition each time
+                step = rate * usage_round.gap
+                for _ in range(end - seen):
+                    base = base + step
+                base_at = times[end - 1]
+            else:
+                for at in times[seen:end]:
+                    gap = at - base_at
+                    base, base_at = base + rate * (gap if gap > 0.0 else 0.0), at
         self.cpu_base, self.cpu_base_at, self.repeats_seen = base, base_at, end
 
     def cpu_seconds(self, now: float) -> float:
@@ -113,6 +126,25 @@ class _Task:
     @property
     def running(self) -> bool:
         return self.live > 0
+
+
+class _UsageRound:
+    """The times one round of set_usage calls was repeated, and from which one on they are evenly spaced."""
+
+    __slots__ = ("times", "gap", "even_from")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.gap = 0.0        # the time between the repeats from `even_from` on
+        self.even_from = 0    # times[j] - times[j - 1] == gap for every j > even_from
+
+    def repeat(self, at: float) -> None:
+        times = self.times
+        if times:
+            gap = at - times[-1]
+            if gap != self.gap or len(times) == 1:
+                self.gap, self.even_from = gap, len(times) - 1
+        times.append(at)
 
 
 @dataclass
@@ -171,7 +203,7 @@ class FakeRuntime:
         self._launched = 0
         self._queue: asyncio.Queue = asyncio.Queue()
         self._closed = False
-        self._usage_repeats: list[float] = []   # when the current usage round was repeated
+        self._usage_round = _UsageRound()   # the set_usage calls repeat_usage_round repeats
         # Seconds on which task CPU accumulates (usage only), e.g. a simulation's clock.
         self.usage_clock = clock or time.monotonic
 
@@ -321,7 +353,7 @@ class FakeRuntime:
         values = []
         for t in instance.tasks.values():
             if t.live > 0:
-                if t.repeats is not None and t.repeats_seen != len(t.repeats):
+                if t.usage_round is not None and t.repeats_seen != len(t.usage_round.times):
                     t.catch_up()
                 gap = now - t.cpu_base_at   # t.cpu_seconds(now), without the calls
                 values.append((t.spec.task_id, t.cpu_base + t.cpu_rate * (gap if gap > 0.0 else 0.0),
@@ -431,13 +463,13 @@ class FakeRuntime:
             cpu_seconds_per_second = cpu_fraction_of_reserved * units / 1024
         if cpu_seconds_per_second is not None:
             task.set_cpu_rate(cpu_seconds_per_second * spec.cpu_scale, self.usage_clock())
-            task.repeats, task.repeats_seen = self._usage_repeats, len(self._usage_repeats)
+            task.usage_round, task.repeats_seen = self._usage_round, len(self._usage_round.times)
         if memory_mib is not None:
             task.memory_bytes = int(memory_mib * MIB * spec.memory_scale)
 
     def begin_usage_round(self) -> None:
         """Knob for simulations: the `set_usage` calls from now on make a new round (see repeat_usage_round)."""
-        self._usage_repeats = []
+        self._usage_round = _UsageRound()
 
     def repeat_usage_round(self) -> None:
         """Knob for simulations: as if every `set_usage` call of the current round were made again now, with
@@ -445,7 +477,7 @@ class FakeRuntime:
 
         A simulation whose traffic has not changed calls this instead of one set_usage per task: the
         counters read the same, to the last bit, and the cost is paid lazily, per task, when it is read."""
-        self._usage_repeats.append(self.usage_clock())
+        self._usage_round.repeat(self.usage_clock())
 
     async def http_probe(self, host: str, port: int, path: str, timeout: float) -> int:
         """What an HTTP GET to (instance address, host port) would answer, without a socket.

@@ -135,3 +135,63 @@ async def test_check_target_uses_the_matcher(matcher, code, ok):
     tg = TargetGroup("x", port=80, matcher=Matcher(matcher))
     result = await check_target(probe, "h", 1, "/", 1.0, tg.matches)
     assert result.ok is ok and result.status_code == code
+
+
+class AtOnceProbe(ScriptedProbe):
+    """A probe that never waits (as the in-memory runtime's): the checker runs its checks in one go."""
+
+    answers_at_once = True
+
+
+async def test_a_probe_that_answers_at_once_gets_the_same_checks_at_the_same_times():
+    async def run(probe_class):
+        clock = FakeClock(time_scale=10)
+        runtime = TargetGroupRuntime(TargetGroup("web", port=80, health_check_path="/health",
+                                                 health_check_interval_seconds=10, unhealthy_threshold_count=2),
+                                     clock)
+        probe = probe_class(clock, {"10.0.0.1": [200, 500, 500, 500, 200], "10.0.0.2": [ConnectionRefusedError()]})
+        checker = HealthChecker(runtime, clock, probe)
+        changes = []
+        runtime.subscribe(lambda c: changes.append((c.aws_time, c.target.host, c.kind, c.state)))
+        checker.start()
+        runtime.register([A])
+        await clock.advance(4)
+        runtime.register([B])
+        await clock.advance(3)
+        runtime.deregister([B])
+        await clock.advance(60)
+        await checker.stop()
+        await runtime.close()
+        return probe.calls, changes, checker.checks_done
+
+    assert await run(AtOnceProbe) == await run(ScriptedProbe)
+    calls, _, done = await run(AtOnceProbe)
+    assert done == len(calls) and [t for t, host, *_ in calls if host == "10.0.0.2"] == [calls[0][0] + 4]
+
+
+async def test_ten_thousand_targets_are_each_checked_once_an_interval():
+    clock = FakeClock(time_scale=10)
+    runtime = TargetGroupRuntime(TargetGroup("web", port=80, health_check_interval_seconds=30), clock)
+    probe = AtOnceProbe(clock, {})
+    checker = HealthChecker(runtime, clock, probe)
+    checker.start()
+    targets = [Target(f"10.0.{i // 250}.{i % 250}", 8080) for i in range(10_000)]
+    runtime.register(targets)
+    await clock.advance(95)
+
+    per_target = {}
+    for t, host, *_ in probe.calls:
+        per_target.setdefault(host, []).append(t - probe.calls[0][0])
+    assert len(per_target) == 10_000 and set(map(tuple, per_target.values())) == {(0, 30, 60, 90)}
+    assert runtime.counts() == {"HealthyHostCount": 10_000, "UnHealthyHostCount": 0}
+    await checker.stop()
+
+
+async def test_targets_registered_before_the_checker_starts_are_checked_at_once():
+    runtime, clock, probe, checker = setup({}, health_check_interval_seconds=30)
+    runtime.register([A, B])
+    checker.start()
+    await clock.advance(0)
+    assert {host for _, host, *_ in probe.calls} == {"10.0.0.1", "10.0.0.2"}
+    assert status(runtime, A) == status(runtime, B) == b.HEALTHY
+    await checker.stop()

@@ -195,3 +195,44 @@ async def test_a_failing_subscriber_does_not_stop_the_others():
 async def test_matcher_decides(matcher, code, ok):
     runtime, _, _ = make(matcher=Matcher(matcher))
     assert runtime.target_group.matches(code) is ok
+
+
+async def test_routing_and_counts_follow_every_change_though_worked_out_only_when_read():
+    runtime, _, _ = make()
+    assert runtime.choose() is None
+    runtime.register([A, B])
+    assert {runtime.choose().target for _ in range(2)} == {A, B}   # fail-open: nothing healthy yet
+    assert runtime.counts() == {"HealthyHostCount": 0, "UnHealthyHostCount": 0}
+
+    runtime.record_health(A.target_id, CheckResult.passed())
+    assert runtime.targets.routable == (runtime.targets.get(A.target_id),)
+    assert runtime.counts() == {"HealthyHostCount": 1, "UnHealthyHostCount": 0}
+    runtime.record_health(A.target_id, CheckResult.passed())   # healthy and passing again: nothing moves
+    assert runtime.targets.get(A.target_id).consecutive_successes == 2
+    for _ in range(runtime.target_group.unhealthy_threshold_count):
+        runtime.record_health(B.target_id, CheckResult.code_mismatch(500))
+    assert runtime.counts() == {"HealthyHostCount": 1, "UnHealthyHostCount": 1}
+    assert runtime.choose().target == A
+
+    runtime.deregister([A])
+    assert runtime.counts() == {"HealthyHostCount": 0, "UnHealthyHostCount": 1}
+    assert runtime.choose().target == B   # fail-open to the unhealthy one; draining ones get nothing
+    assert list(b.routable_targets(runtime.targets.targets.values())) == list(runtime.targets.routable)
+    await runtime.close()
+
+
+async def test_a_healthy_target_passing_again_is_recorded_as_the_state_machine_says():
+    runtime, _, changes = make()
+    runtime.register([A])
+    runtime.record_health(A.target_id, CheckResult.passed())
+    ts = runtime.targets.get(A.target_id)
+    ts.consecutive_failures = 1   # one failure below the threshold, then a pass
+    expected = b.compute_health(ts, CheckResult.passed(), 5, 2)
+    before = len(changes)
+
+    runtime.record_health(A.target_id, CheckResult.passed())
+
+    assert (ts.state, ts.reason, ts.description, ts.consecutive_successes, ts.consecutive_failures) == \
+        (expected.state, expected.reason, expected.description, expected.consecutive_successes,
+         expected.consecutive_failures)
+    assert len(changes) == before

@@ -382,3 +382,71 @@ async def test_a_thousand_instances_and_ten_thousand_tasks():
     ports = await runtime.list_tasks("i-00000")
     assert len({c.network_bindings[0].host_port for t in ports for c in t.containers}) == 10
     assert len(runtime.drain_events()) == 1000 + 10_000 + 5000
+
+
+# --- http_probe (what the ALB's health checks ask of the in-memory runtime) --------------
+
+
+async def probe(runtime: FakeRuntime, ec2_instance_id: str, port: int) -> int | str:
+    address = next(i.address for i in await runtime.list_instances() if i.ec2_instance_id == ec2_instance_id)
+    try:
+        return await runtime.http_probe(address, port, "/health", 5.0)
+    except ConnectionRefusedError:
+        return "refused"
+
+
+async def test_http_probe_answers_as_soon_as_a_task_starts_and_refuses_once_it_stops(runtime):
+    status = await runtime.run_task(a_task("i-1", "t1"))
+    port = status.containers[0].network_bindings[0].host_port
+    assert await probe(runtime, "i-1", port) == 200
+    assert await probe(runtime, "i-1", port + 1) == "refused"
+
+    await runtime.stop_task("i-1", "t1")
+    assert await probe(runtime, "i-1", port) == "refused"
+
+
+async def test_http_probe_follows_kills_health_and_instances(runtime):
+    await runtime.launch_instance(an_instance("i-2"))
+    one = await runtime.run_task(a_task("i-1", "t1", a_container(health=True)))
+    two = await runtime.run_task(a_task("i-2", "t2"))
+    p1, p2 = (s.containers[0].network_bindings[0].host_port for s in (one, two))
+
+    runtime.set_health("i-1", "t1", "web", "unhealthy")
+    assert await probe(runtime, "i-1", p1) == 503
+    runtime.set_health("i-1", "t1", "web", "healthy")
+    assert await probe(runtime, "i-1", p1) == 200
+    runtime.kill_container("i-1", "t1", "web")
+    assert await probe(runtime, "i-1", p1) == "refused"
+
+    assert await probe(runtime, "i-2", p2) == 200
+    address = next(i.address for i in await runtime.list_instances() if i.ec2_instance_id == "i-2")
+    runtime.kill_instance("i-2", remove=True)
+    with pytest.raises(ConnectionRefusedError):
+        await runtime.http_probe(address, p2, "/health", 5.0)
+
+
+async def test_http_probe_sees_start_unhealthy_like_the_sample_app():
+    runtime = FakeRuntime(rng=random.Random(3), behave_like_sample_app=True)
+    await runtime.launch_instance(an_instance("i-1"))
+    bad = ContainerSpec("web", "web-app:v1", port_mappings=(PortMappingSpec(8080, 0),),
+                        environment=(("START_UNHEALTHY", "1"),))
+    status = await runtime.run_task(a_task("i-1", "t1", bad))
+    good = await runtime.run_task(a_task("i-1", "t2"))
+
+    assert await probe(runtime, "i-1", status.containers[0].network_bindings[0].host_port) == 503
+    assert await probe(runtime, "i-1", good.containers[0].network_bindings[0].host_port) == 200
+    assert getattr(runtime.http_probe, "answers_at_once", False)
+    await runtime.close()
+
+
+async def test_a_port_freed_by_one_task_answers_for_the_next(runtime, monkeypatch):
+    monkeypatch.setattr(fake_module, "DYNAMIC_PORT_RANGE", (49153, 49154))
+    monkeypatch.setattr(fake_module, "DEFAULT_RESERVED_PORTS", frozenset())
+    first = await runtime.run_task(a_task("i-1", "t1", a_container(ports=(49153,))))
+    port = first.containers[0].network_bindings[0].host_port
+    await runtime.stop_task("i-1", "t1")
+    await runtime.remove_task("i-1", "t1")
+    await runtime.run_task(a_task("i-1", "t2", a_container(ports=(port,), health=True)))
+
+    runtime.set_health("i-1", "t2", "web", "unhealthy")
+    assert await probe(runtime, "i-1", port) == 503

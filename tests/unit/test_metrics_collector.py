@@ -388,3 +388,65 @@ async def test_the_loop_samples_every_period_and_never_faster_than_the_wall_floo
     finally:
         loop.cancel()
     assert world.point(n.CONTAINER_INSIGHTS, n.RUNNING_TASK_COUNT, SVC_DIMS, start).sample_count == 3
+
+
+class SlowRuntime:
+    """The in-memory runtime as a runtime that may wait looks: no `answers_at_once`, no plain values."""
+
+    def __init__(self, runtime: FakeRuntime) -> None:
+        self._runtime = runtime
+
+    async def task_usage(self, ec2_instance_id: str):
+        await asyncio.sleep(0)
+        return await self._runtime.task_usage(ec2_instance_id)
+
+
+def every_datapoint(metrics: MetricsStore, now: float) -> dict:
+    return {(k.namespace, k.name, k.dimensions): [(p.timestamp, p.sample_count, p.sum, p.minimum, p.maximum)
+                                                  for p in metrics.datapoints(k.namespace, k.name, k.dimensions,
+                                                                              now - 3600, now + 60, 60)]
+            for k in metrics.metrics()}
+
+
+async def test_a_runtime_that_answers_at_once_gives_the_same_metrics_as_one_asked_with_gather():
+    async def run(slow: bool):
+        w = await World().start()
+        if slow:
+            w.collector.runtime = SlowRuntime(w.runtime)
+        w.service(3)
+        await w.settle()
+        first, second, third = [t for t in w.store.list("task") if t.last_status == RUNNING]  # the store's order
+        w.use(first, cpu_fraction_of_reserved=0.9, memory_mib=200)
+        w.use(second, cpu_fraction_of_reserved=0.25)
+        readings = []
+        for step in range(6):
+            w.clock.tick(20)
+            if step == 3:   # one stops: it leaves the samplings, its instance's totals change
+                await w.agent.stop_task(third.task_arn)
+                await w.settle(passes=1)
+            collection = await w.collector.collect_once()
+            order = {t.task_arn: i for i, t in enumerate(w.store.list("task"))}   # ids are random: compare places
+            readings.append([(order[arn], r.memory_used_mib, r.cpu_used_units, r.cpu_percent, r.memory_percent)
+                             for arn, r in collection.readings.items()])
+        return readings, every_datapoint(w.metrics, w.clock.now())
+
+    assert await run(slow=False) == await run(slow=True)
+
+
+async def test_a_sampling_reads_tasks_that_change_between_samplings(world):
+    world.service(2)
+    await world.settle()
+    await world.collector.collect_once()
+    world.clock.tick(20)
+    assert len((await world.collector.collect_once()).readings) == 2
+
+    service = world.store.get("service", service_arn(CLUSTER, SERVICE))
+    service.desired_count = 3
+    with world.store.transaction() as tx:
+        tx.put("service", service.service_arn, service)
+    await world.settle()
+    world.clock.tick(20)
+    collection = await world.collector.collect_once()
+    assert sorted(collection.readings) == sorted(t.task_arn for t in world.running()) and len(world.running()) == 3
+    assert world.metrics.latest(n.CONTAINER_INSIGHTS, n.RUNNING_TASK_COUNT, SVC_DIMS).value == 3
+    assert world.metrics.latest(n.CONTAINER_INSIGHTS, n.CPU_RESERVED, CLUSTER_DIMS).value == 3 * 512

@@ -119,3 +119,59 @@ async def test_an_unknown_task_or_a_task_without_cpu_units_is_refused(world):
         runtime.set_usage("i-1", "nope", memory_mib=1)
     with pytest.raises(ValueError, match="reserves no CPU"):
         runtime.set_usage("i-1", "t1", cpu_fraction_of_reserved=0.5)
+
+
+async def test_a_repeated_round_reads_exactly_as_the_same_set_usage_calls_would():
+    """repeat_usage_round stands for the round's set_usage calls made again: counters equal to the last bit."""
+    async def world_of(repeat: bool):
+        clock = Clock()
+        runtime = FakeRuntime(rng=random.Random(1), clock=clock)
+        await runtime.launch_instance(InstanceSpec("c", "i-1", get_instance_type("t3.medium"), "us-east-1a"))
+        for task_id in ("busy", "idle", "dies", "late", "left"):
+            await runtime.run_task(spec(task_id))
+        calls: list[tuple[str, dict]] = []   # the current round's set_usage calls
+
+        def call(task_id, **kwargs):
+            calls.append((task_id, kwargs))
+            runtime.set_usage("i-1", task_id, **kwargs)
+
+        readings = []
+        for step in range(40):
+            if step in (0, 20):   # a new round: what each task is told changes
+                calls.clear()
+                runtime.begin_usage_round()
+                call("busy", cpu_fraction_of_reserved=0.731 if step == 0 else 0.5, memory_mib=300)
+                call("idle", cpu_fraction_of_reserved=0.02)
+                call("dies", cpu_fraction_of_reserved=0.333)
+                if step == 0:
+                    call("left", cpu_seconds_per_second=0.9)   # not told anything in the second round
+            elif repeat:
+                runtime.repeat_usage_round()
+            else:
+                for task_id, kwargs in calls:
+                    runtime.set_usage("i-1", task_id, **kwargs)
+            if step == 3:
+                call("late", cpu_seconds_per_second=0.17)   # joins the round: repeated from now on
+            if step == 9:
+                await runtime.stop_task("i-1", "dies")     # set_usage leaves a stopped task alone
+            clock.t += 5.0 if step % 7 else 3.7
+            if step % 4 == 0:
+                readings.append(sorted((u.task_id, u.cpu_seconds_total, u.memory_bytes)
+                                       for u in await runtime.task_usage("i-1")))
+                readings.append(sorted(runtime.task_usage_values("i-1")))
+        return readings
+
+    assert await world_of(repeat=True) == await world_of(repeat=False)
+
+
+async def test_task_usage_values_are_task_usage_as_tuples(world):
+    runtime, clock = world
+    await runtime.run_task(spec("t1"))
+    await runtime.run_task(spec("t2"))
+    runtime.set_usage("i-1", "t2", cpu_fraction_of_reserved=0.4)
+    clock.t += 7
+    await runtime.stop_task("i-1", "t1")
+
+    assert runtime.task_usage_values("i-1") == [(u.task_id, u.cpu_seconds_total, u.memory_bytes,
+                                                 u.sampled_at_monotonic) for u in await runtime.task_usage("i-1")]
+    assert [v[0] for v in runtime.task_usage_values("i-1")] == ["t2"]

@@ -300,3 +300,45 @@ async def test_sync_registers_what_is_running_after_a_restart(world):
 
     assert {world.state_of(t) for t in world.live()} == {b.INITIAL}
     assert len(world.group.targets.targets) == 2
+
+
+async def test_sync_with_nothing_to_do_changes_nothing_and_still_sees_what_changes_next(world):
+    world.service(2, world.register("web-app:v1"))
+    await world.settle()
+    registered = dict(world.lb._bindings)
+    world.lb.sync()
+    world.lb.sync()
+    assert world.lb._bindings == registered
+
+    # a task that stops without the commit reaching the load balancer's listener (as after a restart):
+    # the next sync still finds it and deregisters it
+    world.lb.close()
+    victim = world.live()[0]
+    ci = world.store.get("container_instance", victim.container_instance_arn)
+    world.runtime.kill_container(ci.ec2_instance_id, victim.task_id, "web-app")
+    await world.events()
+    world.lb._unsubscribe = world.store.subscribe(world.lb._on_commit)
+    assert victim.task_arn in world.lb._bindings
+    world.lb.sync()
+    assert victim.task_arn not in world.lb._bindings and world.state_of(victim) == b.DRAINING
+
+
+async def test_a_service_made_later_has_its_tasks_registered_as_they_run(world):
+    world.lb.sync()   # the load balancing side has looked up services before this one existed
+    world.service(2, world.register("web-app:v1"))
+    await world.settle()
+    assert len(world.lb._bindings) == 2 and {world.state_of(t) for t in world.live()} == {b.INITIAL}
+
+
+async def test_the_schedulers_health_views_follow_target_health(world):
+    world.service(2, world.register("web-app:v1"), grace=0)
+    await world.settle()
+    first, second = world.live()
+    world.pass_checks([first, second])
+    await world.settle()
+    assert world.svc.primary.rollout_state == "COMPLETED"
+
+    world.fail_checks([first])
+    await world.settle()
+    assert world.store.get("task", first.task_arn).desired_status == STOPPED
+    assert world.store.get("task", second.task_arn).desired_status == RUNNING

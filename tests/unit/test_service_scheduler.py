@@ -220,3 +220,60 @@ async def test_describe_services_counts_are_true_between_scheduler_passes(world)
 
     assert (svc.running_count, svc.pending_count) == (1, 0)
     assert svc.primary.running_count == 1
+
+
+def scanned(world: World, *, live: bool = False) -> list:
+    """The service's tasks as a scan of every task finds them (what the scheduler's view must match)."""
+    svc = world.svc
+    tasks = [t for t in world.store.list("task") if t.group == svc.task_group and t.cluster_arn == svc.cluster_arn]
+    return [t for t in tasks if t.last_status != STOPPED and t.desired_status != STOPPED] if live else tasks
+
+
+async def test_the_schedulers_view_of_a_service_matches_the_store_after_kills_and_replacements(world):
+    world.service(4, world.register())
+    await world.settle(passes=1, advance=45)
+    assert world.scheduler._tasks(world.svc) == scanned(world)
+
+    for victim in world.live()[:2]:
+        ci = world.store.get("container_instance", victim.container_instance_arn)
+        world.runtime.kill_container(ci.ec2_instance_id, victim.task_id, "web-app")
+    for event in world.runtime.drain_events():
+        await world.agent.handle_event(event)
+    group = world.scheduler._group_tasks(world.svc)
+    assert group.tasks == scanned(world) and group.live == scanned(world, live=True)
+    assert all(a is b for a, b in zip(group.tasks, world.store.list("task")))
+
+    await world.settle(passes=2, advance=45)
+    group = world.scheduler._group_tasks(world.svc)
+    assert group.tasks == scanned(world) and len(group.tasks) == 6
+    assert group.live == scanned(world, live=True) and len(group.live) == 4
+    assert (world.svc.running_count, world.svc.pending_count) == (4, 0)
+
+
+async def test_a_rolled_back_transaction_leaves_no_stale_task_in_the_schedulers_view(world):
+    world.service(2, world.register())
+    await world.settle(passes=1, advance=45)
+    await world.settle(passes=1)
+    task = world.live()[0]
+    with pytest.raises(RuntimeError):
+        with world.store.transaction() as tx:
+            task.desired_status = STOPPED
+            tx.put("task", task.task_arn, task)
+            raise RuntimeError("boom")
+
+    world.scheduler.reconcile_all()
+    live = world.scheduler._group_tasks(world.svc).live
+    assert [t.task_arn for t in live] == [t.task_arn for t in scanned(world, live=True)]
+    assert all(t is world.store.get("task", t.task_arn) for t in live)   # the restored objects, not the old
+    assert len(world.live()) == 2
+
+
+async def test_healthy_after_40_seconds_is_still_read_from_the_clock_each_pass(world):
+    world.service(2, world.register())
+    await world.settle(passes=1)           # RUNNING now, healthy only 40 s after it started
+    for _ in range(3):
+        await world.settle(passes=1, advance=13)
+        assert world.svc.primary.rollout_state != COMPLETED
+    world.clock.tick(2)                     # 41 s
+    await world.settle(passes=1)
+    assert world.svc.primary.rollout_state == COMPLETED

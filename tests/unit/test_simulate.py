@@ -109,3 +109,78 @@ def test_bad_arguments_exit_2_with_a_message(capsys):
     assert "must be after the start" in capsys.readouterr().err
     assert cli.main(["simulate", "--deploy", "09:10", "--service", "ghost"]) == 2
     assert "no such service" in capsys.readouterr().err
+
+
+# --- steps of unchanged traffic: repeated at once, to the last bit --------------------------------------
+
+
+def _normalized_run(monkeypatch, *, repeats: bool) -> tuple:
+    """A short story with a deployment: its timeline, events and every metric datapoint, ids made comparable."""
+    import asyncio
+
+    from emulator.app import Emulator
+    from emulator.runtime.fake import FakeRuntime
+
+    if not repeats:   # the runtime cannot repeat a round: every step tells every task again
+        monkeypatch.delattr(FakeRuntime, "repeat_usage_round")
+    metrics = {}
+    original_stop = Emulator.stop
+
+    async def stop(self, **kwargs):
+        now = self.clock.now()
+        for k in self.metrics.metrics():
+            metrics[(k.namespace, k.name, k.dimensions)] = [
+                (p.timestamp, p.sample_count, p.sum, p.minimum, p.maximum)
+                for p in self.metrics.datapoints(k.namespace, k.name, k.dimensions, now - 4 * 3600, now + 60, 60)]
+        await original_stop(self, **kwargs)
+
+    monkeypatch.setattr(Emulator, "stop", stop)
+    result = asyncio.run(simulate(load_default_stack(), parse_traffic(DEFAULT_TRAFFIC), start="09:00", until="10:00",
+                                  deployments=(Deployment(parse_time_of_day("09:40"), "web-app-service"),)))
+    ids: dict[str, str] = {}
+    hexes = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32,}\b")
+
+    def same(text: str) -> str:
+        return hexes.sub(lambda m: ids.setdefault(m.group(0), f"<{len(ids)}>"), text)
+
+    return ([(line.aws_time, same(line.text)) for line in result.lines],
+            [(e.kind, same(e.resource or ""), e.aws_time, same(e.message), same(json.dumps(e.detail)))
+             for e in result.events],
+            result.final, metrics)
+
+
+def test_steps_of_unchanged_traffic_repeated_at_once_give_exactly_what_telling_every_task_gives(monkeypatch):
+    repeated = _normalized_run(monkeypatch, repeats=True)
+    with pytest.MonkeyPatch.context() as mp:
+        told = _normalized_run(mp, repeats=False)
+    assert repeated[0] == told[0] and repeated[1] == told[1] and repeated[2] == told[2]
+    assert repeated[3] == told[3]   # CPU, requests, response times: every datapoint, to the last bit
+
+
+def test_a_request_plan_records_what_alb_traffic_records():
+    from types import SimpleNamespace
+
+    from emulator.alb.balancer import Target
+    from emulator.alb.stats import TargetGroupStats
+    from emulator.app import Emulator
+    from emulator.control.load_balancing import Binding
+    from emulator.simulate import RequestPlan
+
+    def world():
+        runtimes = {"tg-a": SimpleNamespace(stats=TargetGroupStats()), "tg-b": SimpleNamespace(stats=TargetGroupStats())}
+        bindings = {f"task-{i}": [Binding("tg-a", Target(f"10.0.0.{i}", 49153 + i))] for i in range(7)}
+        bindings["task-3"].append(Binding("tg-b", Target("10.0.0.3", 50000)))
+        bindings["task-5"] = []                                                     # not registered
+        bindings["task-6"].append(Binding("tg-a", Target("10.0.0.6", 49159)))      # the same target twice
+        lb = SimpleNamespace(bindings_of=lambda arn: list(bindings.get(arn, [])))
+        return SimpleNamespace(load_balancing=lb, alb=SimpleNamespace(runtimes=runtimes))
+
+    arns = sorted(f"task-{i}" for i in range(7))
+    for requests in (0.0, 3.0, 7.0, 2_501.5, 100_000.0):
+        by_alb_traffic, by_plan = world(), world()
+        plan = RequestPlan.of(by_plan, requests, arns)
+        for _ in range(3):
+            Emulator.alb_traffic(by_alb_traffic, requests, arns)
+            plan.record()
+        for arn in ("tg-a", "tg-b"):
+            assert by_plan.alb.runtimes[arn].stats.snapshot() == by_alb_traffic.alb.runtimes[arn].stats.snapshot()
