@@ -135,6 +135,7 @@ class Demo:
         await self._until(done, what)
 
     async def _blue_green(self) -> None:
+        from .cli_views import registration_input
         from .control import scaling_state
         from .control.registry import register_task_definition
         from .control.services import update_service
@@ -158,14 +159,7 @@ class Demo:
         self._say("== Blue/green deployment of v2 under 20 requests/s (maximumPercent 200, minimumHealthyPercent 100): "
                   "the new tasks need room, so the capacity provider grows the group")
         await asyncio.to_thread(build_app_image, "web-app:v2", "v2", progress=lambda *_: None)
-        data = to_api(store.get("task_definition", service.task_definition))
-        for key in ("taskDefinitionArn", "revision", "status", "registeredAt", "deregisteredAt",
-                    "requiresAttributes", "compatibilities"):
-            data.pop(key, None)
-        for c in data["containerDefinitions"]:
-            c["image"] = "web-app:v2"
-            c["environment"] = [e for e in c.get("environment", []) if e["name"] != "APP_VERSION"] + [
-                {"name": "APP_VERSION", "value": "v2"}]
+        data = registration_input(to_api(store.get("task_definition", service.task_definition)), "web-app:v2", "v2")
         load = BackgroundLoad(LoadSpec(f"http://127.0.0.1:{self.port}/", rate=20, duration_s=PHASE_LIMIT_S * 2,
                                        concurrency=32, timeout_s=30, body_field="version")).start()
         try:

@@ -256,6 +256,7 @@ class Simulation:
         self._traffic_key = key
 
     def _deploy(self, emulator, deployment: Deployment, narrator: Narrator) -> None:
+        from .cli_views import registration_input
         from .control.registry import register_task_definition
         from .control.services import update_service
         from .model.task_definition_validation import parse_task_definition
@@ -263,15 +264,8 @@ class Simulation:
 
         service = next(s for s in emulator.store.list("service") if s.service_name == deployment.service)
         current = emulator.store.get("task_definition", service.task_definition)
-        data = to_api(current)
-        for key in ("taskDefinitionArn", "revision", "status", "registeredAt", "deregisteredAt", "requiresAttributes",
-                    "compatibilities"):
-            data.pop(key, None)
         version = deployment.image.rsplit(":", 1)[-1]
-        for c in data["containerDefinitions"]:
-            c["image"] = deployment.image
-            c["environment"] = [e for e in c.get("environment", []) if e["name"] != "APP_VERSION"] + [
-                {"name": "APP_VERSION", "value": version}]
+        data = registration_input(to_api(current), deployment.image, version)
         td = register_task_definition(emulator.store, parse_task_definition(data), emulator.clock.now(),
                                       region=self.stack.settings.region)
         update_service(emulator.store, emulator.clock, service.cluster_arn.rsplit("/", 1)[-1], service.service_name,
